@@ -1,0 +1,1 @@
+"""Builder: definition meta-schemas, checks, drafts and publishing, and their API."""

@@ -1,0 +1,176 @@
+"""Drafts, checks and publishing of definitions; apps as bundles of them."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from formloom.builder.checks import KINDS_AVAILABLE, KINDS_RESERVED, AppContext, check_definition
+from formloom.platform.db import utcnow
+from formloom.platform.errors import Conflict, DefinitionError, FormloomError, NotFound, Problem
+from formloom.platform.models import App, Definition, DefinitionVersion, User
+from formloom.runtime import catalog
+from formloom.runtime.compiler import checksum
+
+KINDS = KINDS_AVAILABLE + KINDS_RESERVED
+
+
+def create_app(session: Session, actor: User | None, key: str, label: str | dict,
+               description: str | dict | None = None) -> App:
+    """Create an app with its published ``app`` definition."""
+    body: dict[str, Any] = {"formloom": 1, "kind": "app", "key": key, "label": label}
+    if description:
+        body["description"] = description
+    problems = check_definition(body, AppContext(app_key=key))
+    if problems:
+        raise DefinitionError(problems)
+    if session.scalar(select(App).where(App.key == key)) is not None:
+        raise Conflict(f"An app with key '{key}' already exists; choose another key.")
+    app = App(key=key, label=label)
+    session.add(app)
+    session.flush()
+    save_draft(session, actor, app, "app", key, body)
+    publish(session, actor, app, "app", key)
+    return app
+
+
+def app_context(session: Session, app: App, *, published_only: bool = False) -> AppContext:
+    """Entities of the app (drafts win over published versions unless ``published_only``)."""
+    ctx = AppContext(app_key=app.key)
+    rows = session.execute(
+        select(Definition, DefinitionVersion)
+        .outerjoin(DefinitionVersion, (DefinitionVersion.definition_id == Definition.id)
+                   & (DefinitionVersion.version == Definition.published_version))
+        .where(Definition.app_id == app.id, Definition.kind == "entity"))
+    for definition, version in rows:
+        body = version.body if version is not None else None
+        if not published_only and definition.draft is not None:
+            body = definition.draft
+        if isinstance(body, dict):
+            ctx.entities[definition.key] = body
+    ctx.published_types = _published_field_types(session, app)
+    return ctx
+
+
+def _published_field_types(session: Session, app: App) -> dict[str, dict[str, str]]:
+    """Every field key ever published per entity, with its type (keys never change type)."""
+    out: dict[str, dict[str, str]] = {}
+    rows = session.execute(select(Definition.key, DefinitionVersion.body).join(DefinitionVersion)
+                           .where(Definition.app_id == app.id, Definition.kind == "entity")
+                           .order_by(DefinitionVersion.version))
+    for key, body in rows:
+        for field in body.get("fields", []):
+            out.setdefault(key, {})[field["key"]] = field["type"]
+    return out
+
+
+def _require_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise NotFound(f"There is no definition kind '{kind}'; kinds are: {', '.join(KINDS)}.")
+
+
+def check(session: Session, app: App, kind: str, key: str, body: Any) -> list[Problem]:
+    """Every problem of ``body`` as the definition ``kind``/``key`` of ``app``."""
+    _require_kind(kind)
+    problems = check_definition(body, app_context(session, app))
+    if isinstance(body, dict):
+        if body.get("kind") not in (None, kind) and kind in KINDS_AVAILABLE:
+            problems.insert(0, Problem("$.kind", f"Must be '{kind}', the kind in the address."))
+        if isinstance(body.get("key"), str) and body["key"] != key:
+            problems.insert(0, Problem("$.key", f"Must be '{key}', the key in the address."))
+    return problems
+
+
+def save_draft(session: Session, actor: User | None, app: App, kind: str, key: str,
+               body: Any) -> tuple[Definition, list[Problem]]:
+    """Save ``body`` as the draft (kept even when it has problems) and return its problems."""
+    problems = check(session, app, kind, key, body)
+    if not isinstance(body, dict) or kind in KINDS_RESERVED:
+        raise DefinitionError(problems)
+    definition = catalog.get_definition(session, app, kind, key)
+    if definition is None:
+        definition = Definition(app_id=app.id, kind=kind, key=key)
+        session.add(definition)
+    definition.draft = body
+    definition.draft_updated_at = utcnow()
+    definition.draft_updated_by = actor.id if actor else None
+    session.flush()
+    return definition, problems
+
+
+def discard_draft(session: Session, app: App, kind: str, key: str) -> Definition:
+    definition = get(session, app, kind, key)
+    if definition.published_version is None:
+        session.delete(definition)
+    else:
+        definition.draft = None
+    session.flush()
+    return definition
+
+
+def publish(session: Session, actor: User | None, app: App, kind: str, key: str) -> DefinitionVersion:
+    """Publish the draft as a new immutable version (or return the latest if nothing changed)."""
+    definition = get(session, app, kind, key)
+    if definition.draft is None:
+        latest = catalog.published_version(session, app, kind, key)
+        if latest is None:
+            raise FormloomError(f"The {kind} '{key}' has no draft to publish.")
+        return latest
+    body = definition.draft
+    # A form is checked against the published entity it will be shown with.
+    problems = check_definition(body, app_context(session, app, published_only=kind == "form"))
+    if problems:
+        raise DefinitionError(problems, f"The {kind} '{key}' cannot be published: "
+                                        f"{len(problems)} problem{'s' if len(problems) != 1 else ''}.")
+    latest = catalog.published_version(session, app, kind, key)
+    definition.draft = None
+    if latest is not None and latest.checksum == checksum(body):
+        return latest
+    number = (session.scalar(select(func.max(DefinitionVersion.version))
+                             .where(DefinitionVersion.definition_id == definition.id)) or 0) + 1
+    version = DefinitionVersion(definition_id=definition.id, version=number, body=body,
+                                checksum=checksum(body), published_by=actor.id if actor else None)
+    session.add(version)
+    definition.published_version = number
+    session.flush()
+    return version
+
+
+def get(session: Session, app: App, kind: str, key: str) -> Definition:
+    _require_kind(kind)
+    definition = catalog.get_definition(session, app, kind, key)
+    if definition is None:
+        raise NotFound(f"App '{app.key}' has no {kind} definition '{key}'.")
+    return definition
+
+
+def list_definitions(session: Session, app: App, kind: str | None = None) -> list[Definition]:
+    query = select(Definition).where(Definition.app_id == app.id).order_by(Definition.kind, Definition.key)
+    if kind is not None:
+        _require_kind(kind)
+        query = query.where(Definition.kind == kind)
+    return list(session.scalars(query))
+
+
+def versions(session: Session, definition: Definition) -> list[DefinitionVersion]:
+    return list(session.scalars(select(DefinitionVersion)
+                                .where(DefinitionVersion.definition_id == definition.id)
+                                .order_by(DefinitionVersion.version.desc())))
+
+
+def current_body(session: Session, definition: Definition) -> dict | None:
+    """The draft if there is one, else the latest published body."""
+    if definition.draft is not None:
+        return definition.draft
+    app = session.get(App, definition.app_id)
+    row = catalog.published_version(session, app, definition.kind, definition.key)
+    return row.body if row else None
+
+
+def save_and_publish(session: Session, actor: User | None, app: App, body: dict) -> DefinitionVersion:
+    """Save ``body`` as a draft and publish it at once (templates, CLI); all problems raise."""
+    _, problems = save_draft(session, actor, app, body.get("kind", ""), body.get("key", ""), body)
+    if problems:
+        raise DefinitionError(problems, f"The {body.get('kind')} '{body.get('key')}' has problems.")
+    return publish(session, actor, app, body["kind"], body["key"])

@@ -1,0 +1,1 @@
+"""Platform: app factory, config, database, users and auth, CLI. Knows nothing of definitions."""

@@ -1,0 +1,153 @@
+"""Users, passwords, API tokens, and the one question every view asks: may this user do this?"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from formloom.platform.db import utcnow
+from formloom.platform.errors import Conflict, Forbidden, FormloomError, Unauthorized
+from formloom.platform.models import ApiToken, App, AppMember, CauseKind, Role, User
+
+TOKEN_PREFIX = "flm_"
+
+
+class Action(str, Enum):
+    """What a user may be allowed to do. Fine-grained per-role rules build on these names."""
+
+    VIEW_APP = "view_app"
+    READ_RECORDS = "read_records"
+    CREATE_RECORD = "create_record"
+    UPDATE_RECORD = "update_record"
+    DELETE_RECORD = "delete_record"
+    READ_DEFINITIONS = "read_definitions"
+    WRITE_DEFINITIONS = "write_definitions"
+    MANAGE_APPS = "manage_apps"
+
+
+# Actions a member holds in the apps they belong to; admins hold every action everywhere.
+MEMBER_ACTIONS = frozenset({
+    Action.VIEW_APP, Action.READ_RECORDS, Action.CREATE_RECORD, Action.UPDATE_RECORD,
+    Action.DELETE_RECORD, Action.READ_DEFINITIONS,
+})
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who or what made a change, as written to the change log."""
+
+    kind: CauseKind
+    user_id: int | None
+    ref: str | None = None
+
+    @classmethod
+    def for_user(cls, user: User) -> "Cause":
+        return cls(CauseKind.USER, user.id)
+
+    @classmethod
+    def for_token(cls, token: ApiToken) -> "Cause":
+        return cls(CauseKind.API_TOKEN, token.user_id, f"token:{token.id}")
+
+    @classmethod
+    def for_cli(cls, user: User | None, command: str) -> "Cause":
+        return cls(CauseKind.CLI, user.id if user else None, command)
+
+
+def is_member(session: Session, user: User, app: App) -> bool:
+    return session.get(AppMember, (app.id, user.id)) is not None
+
+
+def can(session: Session, user: User | None, action: Action, app: App | None = None) -> bool:
+    """Return whether ``user`` may do ``action`` (in ``app``, when the action is per app)."""
+    if user is None or not user.is_active:
+        return False
+    if user.is_admin:
+        return True
+    if action not in MEMBER_ACTIONS or app is None:
+        return False
+    return is_member(session, user, app)
+
+
+def authorize(session: Session, user: User | None, action: Action, app: App | None = None) -> None:
+    """Raise :class:`Forbidden` unless :func:`can` allows the action."""
+    if user is None:
+        raise Unauthorized("Please log in first.")
+    if not can(session, user, action, app):
+        where = f" in app '{app.key}'" if app is not None else ""
+        raise Forbidden(f"You do not have permission to {action.value.replace('_', ' ')}{where}.")
+
+
+def visible_apps(session: Session, user: User) -> list[App]:
+    query = select(App).order_by(App.key)
+    if not user.is_admin:
+        query = query.join(AppMember, AppMember.app_id == App.id).where(AppMember.user_id == user.id)
+    return list(session.scalars(query))
+
+
+# --- users -----------------------------------------------------------------------------------
+
+def create_user(session: Session, username: str, password: str, *, admin: bool = False,
+                display_name: str | None = None, email: str | None = None) -> User:
+    username = username.strip()
+    if not username:
+        raise FormloomError("A username is required.")
+    if len(password) < 8:
+        raise FormloomError("The password must be at least 8 characters long.")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise Conflict(f"A user named '{username}' already exists; choose another username.")
+    user = User(username=username, display_name=display_name or username, email=email,
+                password_hash=generate_password_hash(password),
+                role=(Role.ADMIN if admin else Role.MEMBER).value)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    if len(password) < 8:
+        raise FormloomError("The password must be at least 8 characters long.")
+    user.password_hash = generate_password_hash(password)
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None or not user.is_active or not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def grant_app(session: Session, user: User, app: App) -> None:
+    if not is_member(session, user, app):
+        session.add(AppMember(app_id=app.id, user_id=user.id))
+        session.flush()
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+def _hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """Create a token; the secret is returned once and only its hash is stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, prefix=secret[:12], token_hash=_hash_token(secret))
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def token_from_secret(session: Session, secret: str) -> ApiToken | None:
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(secret)))
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    return token
+
+
+def touch_token(token: ApiToken) -> None:
+    token.last_used_at = utcnow()

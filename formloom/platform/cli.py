@@ -1,0 +1,219 @@
+"""The ``formloom`` command line."""
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from formloom.platform import auth, migrate
+from formloom.platform.db import get_engine, new_session
+from formloom.platform.errors import FormloomError
+from formloom.platform.models import App, User
+
+
+class Context:
+    def __init__(self, instance: str | None):
+        self.instance = instance
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from formloom.platform.app import create_app
+
+            self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--instance", envvar="FORMLOOM_INSTANCE_PATH", default=None,
+              help="Instance folder (settings, SQLite database). Default: ./instance")
+@click.pass_context
+def main(click_ctx: click.Context, instance: str | None) -> None:
+    """Formloom: forms and workflows defined as data."""
+    click_ctx.obj = Context(instance)
+
+
+def _fail(exc: FormloomError) -> None:
+    click.echo(f"Error: {exc.message}", err=True)
+    for path, messages in exc.field_messages().items():
+        for message in messages:
+            click.echo(f"  {path}: {message}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@pass_ctx
+def init(ctx: Context) -> None:
+    """Create the database or upgrade it to this version."""
+    migrate.upgrade(get_engine(ctx.app))
+    click.echo(f"Database ready: {_safe_url(ctx.app.config['DATABASE_URL'])}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--password", default=None, help="Password (asked for when omitted; generated with --generate)")
+@click.option("--generate", is_flag=True, help="Generate a password and print it")
+@click.option("--admin", is_flag=True, help="Give the user the admin role")
+@click.option("--name", "display_name", default=None, help="Display name")
+@click.option("--email", default=None)
+@click.option("--app", "app_keys", multiple=True, help="Give a member access to this app (repeatable)")
+@pass_ctx
+def user_create(ctx: Context, username: str, password: str | None, generate: bool, admin: bool,
+                display_name: str | None, email: str | None, app_keys: tuple[str, ...]) -> None:
+    """Create a user."""
+    if generate:
+        password = secrets.token_urlsafe(12)
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with ctx.app.app_context():
+        session = new_session(ctx.app)
+        try:
+            created = auth.create_user(session, username, password, admin=admin,
+                                       display_name=display_name, email=email)
+            for key in app_keys:
+                app = session.scalar(select(App).where(App.key == key))
+                if app is None:
+                    raise FormloomError(f"There is no app '{key}'.")
+                auth.grant_app(session, created, app)
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        role = "admin" if admin else "member"
+        click.echo(f"Created {role} '{username}'" + (f" with password: {password}" if generate else "."))
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", help="What the token is for")
+@pass_ctx
+def token_create(ctx: Context, username: str, name: str) -> None:
+    """Create an API token for USERNAME and print it once."""
+    with ctx.app.app_context():
+        session = new_session(ctx.app)
+        owner = session.scalar(select(User).where(User.username == username))
+        if owner is None:
+            _fail(FormloomError(f"There is no user '{username}'."))
+        _, secret = auth.create_token(session, owner, name)
+        session.commit()
+        click.echo(secret)
+
+
+@main.group()
+def template() -> None:
+    """Bundled app templates."""
+
+
+@template.command("list")
+def template_list() -> None:
+    """List the bundled templates."""
+    from formloom.templates_library import list_templates
+
+    for info in list_templates():
+        click.echo(f"{info['name']:<12} {info['version']:<8} {info['label']}")
+
+
+@template.command("install")
+@click.argument("name")
+@click.option("--app-key", default=None, help="Key of the new app (default: the template's)")
+@click.option("--demo-data", is_flag=True, help="Also create sample records")
+@pass_ctx
+def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bool) -> None:
+    """Install template NAME as a new app."""
+    from formloom.templates_library import install
+    from formloom.templates_library.demo import load_demo_data
+
+    with ctx.app.app_context():
+        session = new_session(ctx.app)
+        admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+        try:
+            app = install(session, admin, name, app_key=app_key)
+            counts = load_demo_data(session, admin, app) if demo_data else {}
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        click.echo(f"Installed '{name}' as app '{app.key}'." + (f" Sample records: {counts}" if counts else ""))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve Formloom (embedded server; use gunicorn 'formloom:create_app()' in production)."""
+    migrate.upgrade(get_engine(ctx.app))
+    _serve(ctx.app, host, port)
+
+
+def _serve(app, host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the instance and exit")
+@pass_ctx
+def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
+    """Create a demo instance with the CRM template and sample data, and serve it."""
+    from formloom.templates_library import install
+    from formloom.templates_library.demo import load_demo_data
+
+    app = ctx.app
+    migrate.upgrade(get_engine(app))
+    password = secrets.token_urlsafe(9)
+    with app.app_context():
+        session = new_session(app)
+        admin = session.scalar(select(User).where(User.username == "admin"))
+        if admin is None:
+            admin = auth.create_user(session, "admin", password, admin=True, display_name="Admin")
+        else:
+            auth.set_password(admin, password)
+        reps = []
+        for username, display in (("li.wei", "李伟"), ("emma", "Emma Clark")):
+            rep = session.scalar(select(User).where(User.username == username))
+            reps.append(rep or auth.create_user(session, username, password, display_name=display))
+        crm = session.scalar(select(App).where(App.key == "crm"))
+        if crm is None:
+            crm = install(session, admin, "crm")
+            for rep in reps:
+                auth.grant_app(session, rep, crm)
+            counts = load_demo_data(session, admin, crm, owners=[admin, *reps])
+            click.echo(f"Installed the CRM template with sample records: {counts}")
+        for rep in reps:
+            auth.set_password(rep, password)
+        session.commit()
+    click.echo(f"Instance folder: {app.instance_path}")
+    click.echo(f"Formloom is running at http://{host}:{port}/")
+    click.echo(f"Log in as admin with password: {password}")
+    click.echo(f"(sales reps li.wei and emma have the same password)")
+    if not no_serve:
+        _serve(app, host, port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,60 @@
+"""Settings: defaults, then the instance folder's ``formloom.json``, then ``FORMLOOM_*`` variables."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+DEFAULTS: dict = {
+    "DATABASE_URL": None,  # None: SQLite file ``formloom.db`` in the instance folder
+    "REDIS_URL": None,  # None: the embedded in-process queue
+    "DEFAULT_LOCALE": "en",
+    "PAGE_SIZE": 25,
+    "API_PAGE_SIZE_MAX": 200,
+    "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced in before_request (see app.py)
+    "WTF_CSRF_TIME_LIMIT": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+# Variables read from the environment, with their type.
+ENV_SETTINGS = {
+    "DATABASE_URL": str,
+    "REDIS_URL": str,
+    "SECRET_KEY": str,
+    "DEFAULT_LOCALE": str,
+    "PAGE_SIZE": int,
+    "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
+}
+
+
+def instance_path_from_env() -> str | None:
+    return os.environ.get("FORMLOOM_INSTANCE_PATH")
+
+
+def load_settings(instance_path: Path, environ: dict[str, str]) -> dict:
+    """Return the settings for one app: defaults, instance file, environment, in that order."""
+    settings = dict(DEFAULTS)
+    settings_file = instance_path / "formloom.json"
+    if settings_file.exists():
+        settings.update(json.loads(settings_file.read_text(encoding="utf-8")))
+    for name, convert in ENV_SETTINGS.items():
+        raw = environ.get(f"FORMLOOM_{name}")
+        if raw not in (None, ""):
+            settings[name] = convert(raw)
+    return settings
+
+
+def ensure_secret_key(instance_path: Path) -> str:
+    """Read the instance's secret key, creating it on first use (never a shared default)."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32), encoding="utf-8")
+        key_file.chmod(0o600)
+    return key_file.read_text(encoding="utf-8").strip()
+
+
+def sqlite_url(instance_path: Path) -> str:
+    return f"sqlite:///{instance_path / 'formloom.db'}"

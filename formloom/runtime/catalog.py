@@ -1,0 +1,100 @@
+"""Read access to apps and their published definitions."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from formloom.platform.errors import NotFound
+from formloom.platform.models import App, Definition, DefinitionVersion
+from formloom.runtime.compiler import CompiledEntity, compile_entity
+from formloom.runtime.labels import text_of
+
+
+def get_app(session: Session, key: str) -> App:
+    app = session.scalar(select(App).where(App.key == key))
+    if app is None:
+        raise NotFound(f"There is no app '{key}'.")
+    return app
+
+
+def get_definition(session: Session, app: App, kind: str, key: str) -> Definition | None:
+    return session.scalar(select(Definition).where(
+        Definition.app_id == app.id, Definition.kind == kind, Definition.key == key))
+
+
+def published_version(session: Session, app: App, kind: str, key: str,
+                      version: int | None = None) -> DefinitionVersion | None:
+    """The latest published version of a definition, or the given version number."""
+    query = (select(DefinitionVersion).join(Definition)
+             .where(Definition.app_id == app.id, Definition.kind == kind, Definition.key == key))
+    if version is None:
+        query = query.where(DefinitionVersion.version == Definition.published_version)
+    else:
+        query = query.where(DefinitionVersion.version == version)
+    return session.scalar(query)
+
+
+def published_bodies(session: Session, app: App, kind: str) -> list[dict]:
+    query = (select(DefinitionVersion.body).join(Definition)
+             .where(Definition.app_id == app.id, Definition.kind == kind,
+                    DefinitionVersion.version == Definition.published_version)
+             .order_by(Definition.key))
+    return list(session.scalars(query))
+
+
+def entity(session: Session, app: App, key: str, version: int | None = None) -> CompiledEntity:
+    """The compiled entity (latest published version unless ``version`` is given)."""
+    row = published_version(session, app, "entity", key, version)
+    if row is None:
+        raise NotFound(f"App '{app.key}' has no published entity '{key}'.")
+    return compile_entity(row.body, row.version, row.checksum)
+
+
+def entity_keys(session: Session, app: App) -> list[str]:
+    """Published entity keys, in the app's navigation order, then by key."""
+    keys = [body["key"] for body in published_bodies(session, app, "entity")]
+    app_row = published_version(session, app, "app", app.key)
+    navigation = app_row.body.get("navigation", []) if app_row else []
+    order = {k: i for i, k in enumerate(navigation)}
+    return sorted(keys, key=lambda k: (order.get(k, len(order)), k))
+
+
+def field_definitions(session: Session, app: App, entity_key: str) -> dict[str, dict]:
+    """Every field an entity has ever published, by key; the latest definition of each wins.
+
+    Used to label values of fields that were removed: removal hides a field, its values stay.
+    """
+    query = (select(DefinitionVersion.body).join(Definition)
+             .where(Definition.app_id == app.id, Definition.kind == "entity", Definition.key == entity_key)
+             .order_by(DefinitionVersion.version))
+    fields: dict[str, dict] = {}
+    for body in session.scalars(query):
+        fields.update({f["key"]: f for f in body["fields"]})
+    return fields
+
+
+def form_for(session: Session, app: App, entity: CompiledEntity, form_key: str | None = None) -> dict:
+    """The form body to show for an entity.
+
+    A published form with the entity's own key is its default form; otherwise the first
+    published form for the entity; otherwise one section with every field in order.
+    """
+    forms = [b for b in published_bodies(session, app, "form") if b["entity"] == entity.key]
+    if form_key is not None:
+        for body in forms:
+            if body["key"] == form_key:
+                return body
+        raise NotFound(f"Entity '{entity.key}' has no published form '{form_key}'.")
+    for body in sorted(forms, key=lambda b: b["key"] != entity.key):
+        return body
+    return default_form(entity)
+
+
+def default_form(entity: CompiledEntity) -> dict:
+    return {"formloom": 1, "kind": "form", "key": entity.key, "entity": entity.key,
+            "label": entity.body["label"],
+            "sections": [{"label": entity.body["label"], "fields": [f.key for f in entity.fields]}]}
+
+
+def app_label(app: App, locale: str = "en") -> str:
+    return text_of(app.label, locale)

@@ -1,0 +1,218 @@
+"""Lists of records: search on the title, filters on typed fields, sorting, pages and cursors."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from sqlalchemy import and_, exists, func, literal_column, or_, select, text, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
+
+from formloom.platform.auth import Action, authorize
+from formloom.platform.db import json_value
+from formloom.platform.errors import FormloomError
+from formloom.platform.models import App, Record, User
+from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.fields import CoercionError
+
+META_SORTS = {"id": Record.id, "created_at": Record.created_at, "updated_at": Record.updated_at,
+              "title": Record.title}
+
+
+class ListError(FormloomError):
+    """A list parameter is wrong (unknown field, operator or value)."""
+
+    code = "invalid_query"
+
+
+@dataclass(frozen=True)
+class Filter:
+    key: str
+    op: str
+    value: Any
+
+
+@dataclass
+class ListQuery:
+    search: str = ""
+    filters: list[Filter] = field(default_factory=list)
+    sort: str = "-updated_at"
+    limit: int = 25
+    offset: int = 0
+    cursor: str | None = None
+    deleted: bool = False  # list the deleted records instead of the live ones
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    total: int
+    next_cursor: str | None
+
+
+def parse_filters(args: Mapping[str, str], entity: CompiledEntity) -> list[Filter]:
+    """Read ``f.<field>[.<op>]=value`` parameters (``in`` takes comma-separated values)."""
+    filters = []
+    for name, raw in args.items():
+        if not name.startswith("f.") or raw in ("", None):
+            continue
+        key, _, op = name[2:].partition(".")
+        op = op or "eq"
+        spec = entity.by_key.get(key)
+        if spec is None:
+            raise ListError(f"Cannot filter on '{key}': {entity.key} has no such field.")
+        if op not in spec.type.filter_ops:
+            allowed = ", ".join(spec.type.filter_ops) or "none"
+            raise ListError(f"Field '{key}' cannot be filtered with '{op}'; it supports: {allowed}.")
+        values = raw.split(",") if op == "in" else [raw]
+        try:
+            coerced = [spec.type.coerce(v, spec.definition) for v in values]
+        except CoercionError as exc:
+            raise ListError(f"Filter on '{key}': the value {exc}.") from None
+        if spec.type.name == "multiselect":
+            coerced = [c[0] for c in coerced if c]
+        filters.append(Filter(key, op, coerced if op == "in" else coerced[0]))
+    return filters
+
+
+def _sort_expression(entity: CompiledEntity, sort: str) -> tuple[ColumnElement, bool, str]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key in META_SORTS:
+        return META_SORTS[key], descending, key
+    spec = entity.by_key.get(key)
+    if spec is None or not spec.type.sortable:
+        sortable = list(META_SORTS) + [f.key for f in entity.fields if f.type.sortable]
+        raise ListError(f"Cannot sort by '{key}'; sort by one of: {', '.join(sortable)}.")
+    return json_value(Record.data, key, numeric=spec.type.numeric), descending, key
+
+
+def _filter_expression(session: Session, entity: CompiledEntity, flt: Filter) -> ColumnElement:
+    spec = entity.by_key[flt.key]
+    numeric = spec.type.numeric
+    column = json_value(Record.data, flt.key, numeric=numeric)
+    if spec.type.name == "boolean":
+        stored = (1 if flt.value else 0) if _dialect(session) == "sqlite" else ("true" if flt.value else "false")
+        return json_value(Record.data, flt.key) == stored
+    if spec.type.name == "multiselect":
+        return _array_contains(session, flt.key, flt.value)
+    value = Decimal(str(flt.value)) if numeric else flt.value
+    if flt.op == "eq":
+        return column == value
+    if flt.op == "in":
+        return column.in_([Decimal(str(v)) if numeric else v for v in flt.value])
+    if flt.op == "gte":
+        return column >= value
+    if flt.op == "lte":
+        return column <= value
+    return func.lower(column).like(f"%{_escape_like(str(value).lower())}%", escape="\\")
+
+
+def _array_contains(session: Session, key: str, value: str) -> ColumnElement:
+    if _dialect(session) == "postgresql":
+        return text(f"(records.data -> '{key}') ? :v").bindparams(v=value)
+    each = func.json_each(Record.data, f"$.{key}").table_valued("value")
+    return exists(select(literal_column("1")).select_from(each).where(each.c.value == value))
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _escape_like(text_: str) -> str:
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _cursor_encode(value: Any, record_id: int) -> str:
+    if isinstance(value, datetime):
+        value = {"dt": value.isoformat()}
+    elif isinstance(value, Decimal):
+        value = {"num": str(value)}
+    raw = json.dumps([value, record_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[Any, int]:
+    try:
+        value, record_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(value, dict) and "dt" in value:
+            value = datetime.fromisoformat(value["dt"])
+        elif isinstance(value, dict) and "num" in value:
+            value = Decimal(value["num"])
+        return value, int(record_id)
+    except (ValueError, TypeError, binascii.Error, KeyError):
+        raise ListError("The cursor is not valid; start again from the first page.") from None
+
+
+def _sort_value(record: Record, key: str, numeric: bool) -> Any:
+    if key in META_SORTS:
+        return getattr(record, key)
+    value = record.data.get(key)
+    return Decimal(str(value)) if numeric and value is not None else value
+
+
+def _after(sort_expr: ColumnElement, descending: bool, value: Any, record_id: int) -> ColumnElement:
+    """Rows after (value, id) in the order ``sort IS NULL, sort [DESC], id [DESC]``."""
+    beyond = sort_expr < value if descending else sort_expr > value
+    next_id = Record.id < record_id if descending else Record.id > record_id
+    if value is None:
+        return and_(sort_expr.is_(None), next_id)
+    return or_(sort_expr.is_(None), beyond, and_(sort_expr == value, next_id))
+
+
+def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
+                 query: ListQuery) -> Page:
+    authorize(session, user, Action.READ_RECORDS, app)
+    conditions = [Record.app_id == app.id, Record.entity_key == entity.key,
+                  Record.deleted_at.is_not(None) if query.deleted else Record.deleted_at.is_(None)]
+    if query.search.strip():
+        pattern = f"%{_escape_like(query.search.strip().lower())}%"
+        conditions.append(func.lower(Record.title).like(pattern, escape="\\"))
+    conditions += [_filter_expression(session, entity, f) for f in query.filters]
+    total = session.scalar(select(func.count()).select_from(Record).where(*conditions))
+
+    sort_expr, descending, sort_key = _sort_expression(entity, query.sort)
+    order = [sort_expr.is_(None), sort_expr.desc() if descending else sort_expr.asc(),
+             Record.id.desc() if descending else Record.id.asc()]
+    page_query = select(Record).where(*conditions).order_by(*order).limit(query.limit + 1)
+    if query.cursor:
+        page_query = page_query.where(_after(sort_expr, descending, *_cursor_decode(query.cursor)))
+    elif query.offset:
+        page_query = page_query.offset(query.offset)
+    rows = list(session.scalars(page_query))
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[:query.limit]
+        numeric = sort_key in entity.by_key and entity.by_key[sort_key].type.numeric
+        next_cursor = _cursor_encode(_sort_value(rows[-1], sort_key, numeric), rows[-1].id)
+    return Page(rows, total or 0, next_cursor)
+
+
+def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
+           limit: int = 20, include_ids: list[int] | None = None) -> list[tuple[int, str]]:
+    """Records for a relation picker: id and title, searched by title."""
+    authorize(session, user, Action.READ_RECORDS, app)
+    base = [Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None)]
+    pattern = f"%{_escape_like(search.strip().lower())}%"
+    rows = list(session.execute(select(Record.id, Record.title).where(
+        *base, func.lower(Record.title).like(pattern, escape="\\") if search.strip() else true())
+        .order_by(Record.title, Record.id).limit(limit)))
+    if include_ids:
+        seen = {r[0] for r in rows}
+        missing = [i for i in include_ids if i not in seen]
+        if missing:
+            rows += list(session.execute(select(Record.id, Record.title).where(*base, Record.id.in_(missing))))
+    return [(rid, title or f"#{rid}") for rid, title in rows]
+
+
+def titles(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Record.id, Record.title).where(Record.id.in_(list(ids))))
+    return {rid: title or f"#{rid}" for rid, title in rows}
+

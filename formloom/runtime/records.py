@@ -1,0 +1,160 @@
+"""Records: create, read, update, soft-delete and restore, each change written to the change log.
+
+Views, the API and the CLI all go through these functions; they take the session and the acting
+user and never look at the request.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from formloom.platform.auth import Action, Cause, authorize
+from formloom.platform.db import utcnow
+from formloom.platform.errors import NotFound, VersionConflict
+from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
+from formloom.runtime import catalog
+from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.validation import validate_values
+
+TITLE_MAX = 500
+
+
+class DatabaseResolver:
+    """Checks members and related records against the database, within one app."""
+
+    def __init__(self, session: Session, app: App):
+        self.session = session
+        self.app = app
+
+    def existing_users(self, ids: Iterable[int]) -> set[int]:
+        return set(self.session.scalars(select(User.id).where(User.id.in_(list(ids)), User.is_active)))
+
+    def existing_records(self, entity_key: str, ids: Iterable[int]) -> set[int]:
+        return set(self.session.scalars(select(Record.id).where(
+            Record.id.in_(list(ids)), Record.app_id == self.app.id,
+            Record.entity_key == entity_key, Record.deleted_at.is_(None))))
+
+
+def title_of(entity: CompiledEntity, data: Mapping) -> str:
+    value = data.get(entity.title_field) if entity.title_field else None
+    return "" if value is None else str(value)[:TITLE_MAX]
+
+
+def diff(before: Mapping, after: Mapping) -> dict[str, list]:
+    """Field diffs as ``{key: [old, new]}`` (None where a side has no value)."""
+    return {key: [before.get(key), after.get(key)]
+            for key in list(before) + [k for k in after if k not in before]
+            if before.get(key) != after.get(key)}
+
+
+def _log(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause) -> None:
+    session.add(ChangeLog(record_id=record.id, record_version=record.version,
+                          entity_version=record.entity_version, action=action.value, diff=changes,
+                          actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref))
+
+
+def create(session: Session, user: User, cause: Cause, app: App, entity_key: str,
+           values: Mapping[str, Any], *, locale: str = "en") -> Record:
+    """Validate ``values`` against the latest published entity and store a new record."""
+    authorize(session, user, Action.CREATE_RECORD, app)
+    entity = catalog.entity(session, app, entity_key)
+    data = validate_values(entity, values, resolver=DatabaseResolver(session, app), locale=locale)
+    now = utcnow()
+    record = Record(app_id=app.id, entity_key=entity.key, entity_version=entity.version, data=data,
+                    title=title_of(entity, data), owner_id=user.id, created_at=now, created_by=user.id,
+                    updated_at=now, updated_by=user.id)
+    session.add(record)
+    session.flush()
+    _log(session, record, ChangeAction.CREATE, diff({}, data), cause)
+    session.flush()
+    return record
+
+
+def get(session: Session, user: User, app: App, entity_key: str, record_id: int, *,
+        include_deleted: bool = False) -> Record:
+    authorize(session, user, Action.READ_RECORDS, app)
+    record = session.get(Record, record_id)
+    if (record is None or record.app_id != app.id or record.entity_key != entity_key
+            or (record.deleted_at is not None and not include_deleted)):
+        raise NotFound(f"There is no {entity_key} record #{record_id}.")
+    return record
+
+
+def update(session: Session, user: User, cause: Cause, app: App, record: Record,
+           values: Mapping[str, Any], expected_version: int, *, locale: str = "en") -> Record:
+    """Apply ``values`` (some or all fields) to a record last seen at ``expected_version``.
+
+    A stale ``expected_version`` raises :class:`VersionConflict` naming what changed meanwhile;
+    the database re-checks the version in the UPDATE itself, so two writers that both passed
+    the first check still cannot both win.
+    """
+    authorize(session, user, Action.UPDATE_RECORD, app)
+    if record.deleted_at is not None:
+        raise NotFound(f"{record.entity_key.capitalize()} #{record.id} is deleted; restore it first.")
+    if record.version != expected_version:
+        raise _conflict(session, record, expected_version)
+    entity = catalog.entity(session, app, record.entity_key)
+    before = dict(record.data)
+    data = validate_values(entity, values, base=before, resolver=DatabaseResolver(session, app),
+                           locale=locale)
+    changes = diff(before, data)
+    if not changes:
+        return record
+    record.data = data  # a new dict: in-place edits of JSON are not detected
+    record.title = title_of(entity, data)
+    record.entity_version = entity.version
+    record.updated_at = utcnow()
+    record.updated_by = user.id
+    try:
+        session.flush()
+    except StaleDataError:
+        session.rollback()
+        fresh = session.get(Record, record.id)
+        raise _conflict(session, fresh, expected_version) from None
+    _log(session, record, ChangeAction.UPDATE, changes, cause)
+    session.flush()
+    return record
+
+
+def _conflict(session: Session, record: Record, expected_version: int) -> VersionConflict:
+    session.refresh(record)
+    changed: dict[str, list] = {}
+    for row in session.scalars(select(ChangeLog).where(ChangeLog.record_id == record.id,
+                                                       ChangeLog.record_version > expected_version)
+                               .order_by(ChangeLog.id)):
+        for key, (old, new) in row.diff.items():
+            changed[key] = [changed.get(key, [old])[0], new]
+    return VersionConflict(
+        f"This record was changed by someone else while you were editing it (you edited version "
+        f"{expected_version}, it is now at version {record.version}). Nothing of yours was saved; "
+        f"review the changes and save again.", record.version, changed)
+
+
+def delete(session: Session, user: User, cause: Cause, app: App, record: Record) -> Record:
+    """Soft-delete: the record leaves lists and pickers, and can be restored with its values."""
+    authorize(session, user, Action.DELETE_RECORD, app)
+    if record.deleted_at is None:
+        record.deleted_at = utcnow()
+        session.flush()
+        _log(session, record, ChangeAction.DELETE, {}, cause)
+        session.flush()
+    return record
+
+
+def restore(session: Session, user: User, cause: Cause, app: App, record: Record) -> Record:
+    authorize(session, user, Action.DELETE_RECORD, app)
+    if record.deleted_at is not None:
+        record.deleted_at = None
+        session.flush()
+        _log(session, record, ChangeAction.RESTORE, {}, cause)
+        session.flush()
+    return record
+
+
+def history(session: Session, user: User, app: App, record: Record) -> list[ChangeLog]:
+    authorize(session, user, Action.READ_RECORDS, app)
+    return list(session.scalars(select(ChangeLog).where(ChangeLog.record_id == record.id)
+                                .order_by(ChangeLog.id.desc())))
