@@ -84,7 +84,7 @@ def user_create(ctx: Context, username: str, password: str | None, generate: boo
     elif password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with ctx.app.app_context():
-        session = new_session(ctx.app)
+        session = new_session(ctx.app, write=True)
         try:
             created = auth.create_user(session, username, password, admin=admin,
                                        display_name=display_name, email=email)
@@ -112,7 +112,7 @@ def token() -> None:
 def token_create(ctx: Context, username: str, name: str) -> None:
     """Create an API token for USERNAME and print it once."""
     with ctx.app.app_context():
-        session = new_session(ctx.app)
+        session = new_session(ctx.app, write=True)
         owner = session.scalar(select(User).where(User.username == username))
         if owner is None:
             _fail(FormloomError(f"There is no user '{username}'."))
@@ -146,7 +146,7 @@ def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bo
     from formloom.templates_library.demo import load_demo_data
 
     with ctx.app.app_context():
-        session = new_session(ctx.app)
+        session = new_session(ctx.app, write=True)
         admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
         try:
             app = install(session, admin, name, app_key=app_key)
@@ -187,7 +187,7 @@ def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
     migrate.upgrade(get_engine(app))
     password = secrets.token_urlsafe(9)
     with app.app_context():
-        session = new_session(app)
+        session = new_session(app, write=True)
         admin = session.scalar(select(User).where(User.username == "admin"))
         if admin is None:
             admin = auth.create_user(session, "admin", password, admin=True, display_name="Admin")

@@ -46,14 +46,21 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
-        # pysqlite starts transactions lazily and upgrades read locks to write locks, which in
-        # WAL mode fails at once (SQLITE_BUSY_SNAPSHOT) when another writer got there first.
-        # Taking the write lock at BEGIN makes writers queue on busy_timeout instead; readers
-        # of other connections are not blocked in WAL mode. The embedded mode is for one team;
-        # PostgreSQL is the concurrent production store.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _begin_sqlite(conn) -> None:
+    """Start SQLite transactions ourselves (pysqlite's own handling is lazy and inconsistent).
+
+    A read transaction that later writes must upgrade its lock, which in WAL mode fails at once
+    when another writer committed since it began. Sessions opened for writing (``write=True``:
+    form posts, API writes, CLI) therefore take the write lock at BEGIN and queue on
+    busy_timeout; reading sessions use a plain BEGIN and never block anyone.
+    """
+    immediate = conn.get_execution_options().get("formloom_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
@@ -70,6 +77,8 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["formloom.engine"] = engine
     app.extensions["formloom.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["formloom.write_sessionmaker"] = sessionmaker(
+        engine.execution_options(formloom_write=True), expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
@@ -77,16 +86,17 @@ def get_engine(app: Flask) -> Engine:
     return app.extensions["formloom.engine"]
 
 
-def new_session(app: Flask) -> Session:
-    return app.extensions["formloom.sessionmaker"]()
+def new_session(app: Flask, write: bool = False) -> Session:
+    """A new session; ``write=True`` for work that writes (see :func:`_begin_sqlite`)."""
+    return app.extensions["formloom.write_sessionmaker" if write else "formloom.sessionmaker"]()
 
 
 def get_session() -> Session:
-    """The session of the current request or CLI command (views and CLI only)."""
-    from flask import current_app
+    """The session of the current request (views only); requests that may write get a writer."""
+    from flask import current_app, request
 
     if "db_session" not in g:
-        g.db_session = new_session(current_app)
+        g.db_session = new_session(current_app, write=request.method not in ("GET", "HEAD", "OPTIONS"))
     return g.db_session
 
 

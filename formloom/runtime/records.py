@@ -9,11 +9,12 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import utcnow
-from formloom.platform.errors import NotFound, VersionConflict
+from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
 from formloom.runtime import catalog
 from formloom.runtime.compiler import CompiledEntity
@@ -110,9 +111,13 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     record.updated_by = user.id
     try:
         session.flush()
-    except StaleDataError:
+    except (StaleDataError, OperationalError) as exc:
+        # StaleDataError: the UPDATE matched no row at our version. OperationalError on SQLite:
+        # a read transaction could not take the write lock because another write came first.
         session.rollback()
         fresh = session.get(Record, record.id)
+        if fresh.version == expected_version:
+            raise Conflict("The database is busy with another change to this record; try again.") from exc
         raise _conflict(session, fresh, expected_version) from None
     _log(session, record, ChangeAction.UPDATE, changes, cause)
     session.flush()
