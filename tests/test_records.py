@@ -19,7 +19,7 @@ def create_deal(db, user, sales, **values):
 def test_values_are_coerced_to_exact_stored_values(db, admin, sales):
     record = create_deal(db, admin, sales, amount="1,234.5", discount=12.5, seats="7", strategic="on",
                          close_date="2026-02-28", meeting_at="2026-03-01T09:30", products=["crm", "bi"])
-    assert record.data == {"name": "Deal", "amount": "1234.50", "discount": "12.5", "seats": 7,
+    assert record.data == {"name": "Deal", "amount": "1234.50", "discount": "12.5", "seats": 7, "stage": "lead",
                            "strategic": True, "close_date": "2026-02-28", "meeting_at": "2026-03-01T09:30:00Z",
                            "products": ["crm", "bi"]}
 
@@ -63,7 +63,7 @@ def test_every_change_is_logged_with_diff_and_cause(db, admin, sales):
     log = list(reversed(records.history(db, admin, sales, record)))
     assert [(c.action, c.cause_kind) for c in log] == [("create", "user"), ("update", "cli"),
                                                        ("delete", "user"), ("restore", "user")]
-    assert log[0].diff == {"name": [None, "Deal"], "amount": [None, "100.00"]}
+    assert log[0].diff == {"name": [None, "Deal"], "amount": [None, "100.00"], "stage": [None, "lead"]}
     assert log[1].diff == {"amount": ["100.00", "250.00"], "seats": [None, 3]}
     assert log[1].cause_ref == "import" and log[1].actor_id == admin.id
 

@@ -129,10 +129,11 @@ def template() -> None:
 @template.command("list")
 def template_list() -> None:
     """List the bundled templates."""
+    from formloom.runtime.labels import text_of
     from formloom.templates_library import list_templates
 
     for info in list_templates():
-        click.echo(f"{info['name']:<12} {info['version']:<8} {info['label']}")
+        click.echo(f"{info['name']:<12} {info.get('version') or '-':<8} {text_of(info['label'])}")
 
 
 @template.command("install")

@@ -83,17 +83,20 @@ def entity_schema(body: Mapping) -> dict:
             "properties": properties, "required": required, "additionalProperties": False}
 
 
-_CACHE: dict[str, CompiledEntity] = {}
+_CACHE: dict[tuple[str, int], CompiledEntity] = {}
 _CACHE_LIMIT = 512
 
 
 def compile_entity(body: Mapping, version: int, checksum: str) -> CompiledEntity:
-    """Compile an entity version; versions are immutable, so the result is cached by checksum."""
-    compiled = _CACHE.get(checksum)
+    """Compile an entity version; versions are immutable, so the result is cached.
+
+    The key holds the version number too: the same body may be published again as a later version.
+    """
+    compiled = _CACHE.get((checksum, version))
     if compiled is None:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
-        compiled = _CACHE[checksum] = _compile(body, version, checksum)
+        compiled = _CACHE[(checksum, version)] = _compile(body, version, checksum)
     return compiled
 
 

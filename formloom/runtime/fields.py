@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.widgets import DateInput, DateTimeLocalInput, EmailInput, NumberInput, TelInput, URLInput
 
@@ -45,6 +46,11 @@ INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 GROUPED_DECIMAL_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 INTEGER_LIMIT = 2**53 - 1  # exact in JavaScript and in JSON readers of every kind
+
+
+def select_choices(pairs: list[tuple[str, str]], blank: bool = False) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs, optionally led by an empty choice."""
+    return ([SelectChoice("", "—")] if blank else []) + [SelectChoice(v, label) for v, label in pairs]
 
 
 def _blank(raw: Any) -> bool:
@@ -527,7 +533,8 @@ class Select(FieldType):
         return [(o["value"], text_of(o["label"], locale)) for o in field.get("options", [])]
 
     def form_field(self, field, label, locale):
-        return SelectField(label, choices=[("", "—")] + self.choices(field, locale), validate_choice=False)
+        return SelectField(label, choices=select_choices(self.choices(field, locale), blank=True),
+                           validate_choice=False)
 
     def display(self, value, field, ctx):
         return dict(self.choices(field, ctx.locale)).get(value, "" if value is None else str(value))
@@ -570,7 +577,7 @@ class MultiSelect(Select):
         return list(value or [])
 
     def form_field(self, field, label, locale):
-        return SelectMultipleField(label, choices=self.choices(field, locale), validate_choice=False,
+        return SelectMultipleField(label, choices=select_choices(self.choices(field, locale)), validate_choice=False,
                                    widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
     def display(self, value, field, ctx):
@@ -605,7 +612,7 @@ class Reference(FieldType):
         raise CoercionError(f"must be {self.describes}, got {_value_repr(raw)}")
 
     def form_field(self, field, label, locale):
-        return SelectField(label, choices=[("", "—")], validate_choice=False)
+        return SelectField(label, choices=select_choices([], blank=True), validate_choice=False)
 
     def message(self, keyword, value, field, limit):
         return f"must be {self.describes}, got {_value_repr(value)}"

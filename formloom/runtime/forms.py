@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from formloom.platform.models import App, User
 from formloom.runtime.compiler import CompiledEntity, checksum
+from formloom.runtime.fields import select_choices
 from formloom.runtime.labels import text_of
 from formloom.runtime.listing import lookup
 
@@ -88,12 +89,12 @@ def bind_choices(session: Session, user: User, app: App, entity: CompiledEntity,
         if spec.type.name == "user":
             members = session.execute(select(User.id, User.display_name).where(User.is_active)
                                       .order_by(User.display_name))
-            field.choices = [("", "—")] + [(str(i), name) for i, name in members]
+            field.choices = select_choices([(str(i), name) for i, name in members], blank=True)
         elif spec.type.name == "relation":
             target = spec.definition["target"]
             options = lookup(session, user, app, target, "", limit=200,
                              include_ids=[current] if current else None)
-            field.choices = [("", "—")] + [(str(i), title) for i, title in options]
+            field.choices = select_choices([(str(i), title) for i, title in options], blank=True)
             field.render_kw = {"data-lookup": lookup_url(target)}
 
 

@@ -19,6 +19,7 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "clear": {"en": "Clear", "zh-CN": "清除"},
     "history": {"en": "History", "zh-CN": "变更历史"},
     "records": {"en": "records", "zh-CN": "条记录"},
+    "record": {"en": "record", "zh-CN": "条记录"},
     "no_records": {"en": "No records match.", "zh-CN": "没有匹配的记录。"},
     "log_in": {"en": "Log in", "zh-CN": "登录"},
     "log_out": {"en": "Log out", "zh-CN": "退出"},

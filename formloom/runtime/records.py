@@ -62,7 +62,11 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
     """Validate ``values`` against the latest published entity and store a new record."""
     authorize(session, user, Action.CREATE_RECORD, app)
     entity = catalog.entity(session, app, entity_key)
-    data = validate_values(entity, values, resolver=DatabaseResolver(session, app), locale=locale)
+    # Fields the input does not mention start at their default (the HTML form shows it pre-filled).
+    defaults = {f.key: f.definition["default"] for f in entity.fields
+                if "default" in f.definition and f.key not in values}
+    data = validate_values(entity, {**defaults, **values}, resolver=DatabaseResolver(session, app),
+                           locale=locale)
     now = utcnow()
     record = Record(app_id=app.id, entity_key=entity.key, entity_version=entity.version, data=data,
                     title=title_of(entity, data), owner_id=user.id, created_at=now, created_by=user.id,

@@ -40,7 +40,8 @@ def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: I
             elif spec.type.name == "relation":
                 record_ids.add(value)
     db = get_session()
-    users = dict(db.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).tuples().all()) if user_ids else {}
+    users = {uid: name for uid, name in db.execute(
+        select(User.id, User.display_name).where(User.id.in_(user_ids)))} if user_ids else {}
     return DisplayContext(current_locale(), users, listing.titles(db, record_ids))
 
 
@@ -59,8 +60,8 @@ def app_home(app_key: str):
     app = _app(app_key)
     db = get_session()
     keys = catalog.entity_keys(db, app)
-    counts = dict(db.execute(select(Record.entity_key, func.count()).where(
-        Record.app_id == app.id, Record.deleted_at.is_(None)).group_by(Record.entity_key)).tuples().all())
+    counts = {key: n for key, n in db.execute(select(Record.entity_key, func.count()).where(
+        Record.app_id == app.id, Record.deleted_at.is_(None)).group_by(Record.entity_key))}
     entities = [catalog.entity(db, app, key) for key in keys]
     recent = list(db.scalars(select(Record).where(Record.app_id == app.id, Record.deleted_at.is_(None))
                              .order_by(Record.updated_at.desc(), Record.id.desc()).limit(8)))
@@ -124,8 +125,7 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
                                     record_id=record.id))
         except RecordValidationError as exc:
             db.rollback()
-            errors = exc.fields
-            flash(translate("form_errors"), "error")
+            errors = exc.fields  # the form's error summary says so; no flash as well
         except VersionConflict as exc:
             db.rollback()
             conflict = exc

@@ -1,0 +1,264 @@
+"""The bundled CRM template: listing, loading, installing, and its demo data."""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from formloom.builder import definitions
+from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, NotFound
+from formloom.platform.models import App, Definition, Record
+from formloom.runtime import catalog
+from formloom.runtime.records import DatabaseResolver
+from formloom.runtime.validation import validate_values
+import formloom.templates_library as templates_library
+from formloom.templates_library import TEMPLATES_DIR, install, list_templates, load_template
+from formloom.templates_library.demo import load_demo_data
+from tests.factories import make_user
+
+CRM_ENTITIES = ["customer", "contact", "opportunity", "follow_up"]
+TODAY = date(2026, 10, 15)
+
+
+def _labels(node, path="$"):
+    """Every label-like value (label, help, placeholder, description) in a definition, with its path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("label", "help", "placeholder", "description"):
+                yield f"{path}.{key}", value
+            if isinstance(value, (dict, list)):
+                yield from _labels(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _labels(value, f"{path}[{i}]")
+
+
+@pytest.fixture
+def crm(db, admin):
+    app = install(db, admin)
+    db.commit()
+    return app
+
+
+# --- listing and loading -----------------------------------------------------------------
+
+def test_list_templates_lists_crm():
+    listed = {t["name"]: t for t in list_templates()}
+    assert "crm" in listed
+    crm = listed["crm"]
+    assert crm["label"] == {"en": "CRM", "zh-CN": "客户关系管理"}
+    assert crm["version"] == "0.1.0"
+    assert set(crm["description"]) == {"en", "zh-CN"}
+    assert (TEMPLATES_DIR / "crm" / "app.json").is_file()
+
+
+def test_load_template_orders_entities_so_relation_targets_come_first():
+    template = load_template("crm")
+    keys = [body["key"] for body in template["entities"]]
+    assert sorted(keys) == sorted(CRM_ENTITIES)
+    for i, body in enumerate(template["entities"]):
+        for field in body["fields"]:
+            if field["type"] == "relation":
+                assert keys.index(field["target"]) <= i, (body["key"], field["key"])
+    assert [f["entity"] for f in template["forms"]] == keys
+    assert template["app"]["navigation"] == CRM_ENTITIES
+    assert template["app"]["template"] == {"name": "crm", "version": "0.1.0"}
+
+
+def test_dependency_order_tolerates_cycles():
+    a = {"key": "a", "fields": [{"key": "b", "type": "relation", "target": "b"}]}
+    b = {"key": "b", "fields": [{"key": "a", "type": "relation", "target": "a"},
+                                {"key": "c", "type": "relation", "target": "c"}]}
+    c = {"key": "c", "fields": [{"key": "me", "type": "relation", "target": "c"}]}
+    ordered = [e["key"] for e in templates_library._dependency_order([a, b, c], ["a", "b", "c"])]
+    assert sorted(ordered) == ["a", "b", "c"]
+    assert ordered.index("c") < ordered.index("b")
+
+
+def test_unknown_template_names_the_templates():
+    with pytest.raises(FormloomError) as raised:
+        load_template("erp")
+    assert "'erp'" in raised.value.message and "crm" in raised.value.message
+    with pytest.raises(FormloomError):
+        load_template("../crm")
+
+
+def test_every_label_is_bilingual():
+    template = load_template("crm")
+    bodies = [template["app"], *template["entities"], *template["forms"]]
+    missing = []
+    for body in bodies:
+        for path, label in _labels(body):
+            if not (isinstance(label, dict) and label.get("en", "").strip() and label.get("zh-CN", "").strip()):
+                missing.append(f"{body['kind']} {body['key']} {path}")
+    assert missing == []
+    # The Chinese business terms users expect.
+    zh = {body["key"]: body["label"]["zh-CN"] for body in template["entities"]}
+    assert zh == {"customer": "客户", "contact": "联系人", "opportunity": "商机", "follow_up": "跟进记录"}
+
+
+def test_entities_have_the_fields_asked_for():
+    entities = {body["key"]: {f["key"]: f for f in body["fields"]} for body in load_template("crm")["entities"]}
+    customer, contact = entities["customer"], entities["contact"]
+    opportunity, follow_up = entities["opportunity"], entities["follow_up"]
+    assert customer["name"]["required"] and customer["owner"]["type"] == "user"
+    assert [o["value"] for o in customer["tier"]["options"]] == ["a", "b", "c"]
+    assert all(o.get("color") for o in customer["tier"]["options"])
+    assert contact["customer"] == {**contact["customer"], "type": "relation", "target": "customer", "required": True}
+    assert [o["value"] for o in opportunity["stage"]["options"]] == [
+        "lead", "needs_analysis", "proposal", "negotiation", "contract", "won", "lost"]
+    assert opportunity["stage"]["default"] == "lead"
+    assert all(o.get("color") for o in opportunity["stage"]["options"])
+    assert opportunity["amount"]["type"] == "currency" and opportunity["amount"]["min"] == 0
+    assert (opportunity["probability"]["min"], opportunity["probability"]["max"]) == (0, 100)
+    assert opportunity["products"]["type"] == "multiselect"
+    assert [o["value"] for o in follow_up["method"]["options"]] == ["call", "visit", "wechat", "email", "meeting"]
+    assert follow_up["happened_at"]["type"] == "datetime" and follow_up["happened_at"]["required"]
+    assert follow_up["summary"]["required"] and follow_up["subject"]["required"]
+
+
+# --- installing --------------------------------------------------------------------------
+
+def test_install_publishes_four_entities_four_forms_and_the_app(db, admin, crm):
+    assert crm.key == "crm" and crm.label == {"en": "CRM", "zh-CN": "客户关系管理"}
+    rows = definitions.list_definitions(db, crm)
+    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4}
+    assert all(d.draft is None for d in rows)
+    # Entities and forms at version 1; the app definition gains its navigation in version 2.
+    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("app", 2)}
+    template = load_template("crm")
+    for body in [*template["entities"], *template["forms"]]:
+        published = catalog.published_version(db, crm, body["kind"], body["key"])
+        assert published.body == body
+        assert definitions.check(db, crm, body["kind"], body["key"], body) == []
+    app_body = catalog.published_version(db, crm, "app", "crm").body
+    assert app_body["navigation"] == CRM_ENTITIES
+    assert app_body["template"] == {"name": "crm", "version": "0.1.0"}
+    assert definitions.check(db, crm, "app", "crm", app_body) == []
+    assert catalog.entity_keys(db, crm) == CRM_ENTITIES
+    for key in CRM_ENTITIES:  # each entity's form is its default form
+        assert catalog.form_for(db, crm, catalog.entity(db, crm, key))["key"] == key
+
+
+def test_installing_twice_conflicts_and_another_key_works(db, admin, crm):
+    with pytest.raises(Conflict) as raised:
+        install(db, admin, "crm")
+    assert "'crm' already exists" in raised.value.message
+    second = install(db, admin, "crm", app_key="crm_two")
+    db.commit()
+    assert second.key == "crm_two"
+    assert catalog.published_version(db, second, "app", "crm_two").body["navigation"] == CRM_ENTITIES
+    assert db.scalar(select(func.count()).select_from(App)) == 2
+
+
+def test_a_failing_install_leaves_nothing_behind(db, admin, monkeypatch):
+    real = templates_library.load_template
+
+    def broken(name):
+        template = real(name)
+        template["forms"][-1]["sections"][0]["fields"].append("no_such_field")
+        return template
+
+    monkeypatch.setattr(templates_library, "load_template", broken)
+    with pytest.raises(DefinitionError):
+        install(db, admin)
+    db.commit()
+    assert db.scalar(select(App).where(App.key == "crm")) is None
+    assert db.scalar(select(func.count()).select_from(Definition)) == 0
+
+
+def test_members_cannot_install(db, admin):
+    member = make_user(db, "member")
+    with pytest.raises(Forbidden):
+        install(db, member)
+
+
+# --- demo data ---------------------------------------------------------------------------
+
+def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, admin, crm):
+    rep = make_user(db, "rep2", display_name="Rita Rep")
+    started = time.perf_counter()
+    counts = load_demo_data(db, admin, crm, owners=[admin, rep], today=TODAY)
+    db.commit()
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10, f"demo data took {elapsed:.1f} s"
+
+    stored = Counter(db.scalars(select(Record.entity_key).where(Record.app_id == crm.id)))
+    assert counts == dict(stored)
+    assert set(counts) == set(CRM_ENTITIES) and counts["customer"] == 40
+    assert 40 <= counts["contact"] <= 120 and 40 <= counts["opportunity"] <= 80
+    assert counts["follow_up"] >= counts["opportunity"]
+
+    resolver = DatabaseResolver(db, crm)
+    by_id = {r.id: r for r in db.scalars(select(Record).where(Record.app_id == crm.id))}
+    for record in by_id.values():
+        assert record.title.strip(), record.data
+        entity = catalog.entity(db, crm, record.entity_key)
+        # Validating the stored values again, references included, changes nothing.
+        assert validate_values(entity, record.data, resolver=resolver) == record.data
+        for field in entity.fields:
+            value = record.data.get(field.key)
+            if field.type.name == "relation" and value is not None:
+                assert by_id[value].entity_key == field.definition["target"]
+            if field.type.name == "user" and value is not None:
+                assert value in (admin.id, rep.id)
+
+    opportunities = [r.data for r in by_id.values() if r.entity_key == "opportunity"]
+    assert all(re.fullmatch(r"\d+\.00", o["amount"]) for o in opportunities)
+    assert len({o["stage"] for o in opportunities}) >= 5
+    assert all(o.get("lost_reason") for o in opportunities if o["stage"] == "lost")
+    follow_ups = [r.data for r in by_id.values() if r.entity_key == "follow_up"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", f["happened_at"]) for f in follow_ups)
+    assert all(f["happened_at"] < f"{TODAY.isoformat()}T" for f in follow_ups)
+    names = [r.data["name"] for r in by_id.values() if r.entity_key == "customer"]
+    assert len(set(names)) == len(names)
+    assert any(n.endswith("有限公司") for n in names) and any(n.isascii() for n in names)
+    per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "contact")
+    assert set(per_customer.values()) <= {1, 2, 3} and len(per_customer) == 40
+    per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "opportunity")
+    assert set(per_customer.values()) <= {1, 2} and len(per_customer) == 40
+    assert {r.owner_id for r in by_id.values()} == {admin.id}  # the actor creates every record
+
+
+def test_demo_data_is_deterministic(db, admin, crm):
+    other = install(db, admin, app_key="crm_copy")
+
+    def titles(app: App) -> list[tuple[str, str]]:
+        return list(db.execute(select(Record.entity_key, Record.title)
+                               .where(Record.app_id == app.id).order_by(Record.id)))
+
+    assert load_demo_data(db, admin, crm, customers=8, today=TODAY) == \
+        load_demo_data(db, admin, other, customers=8, today=TODAY)
+    assert titles(crm) == titles(other)
+    third = install(db, admin, app_key="crm_seeded")
+    load_demo_data(db, admin, third, customers=8, seed=8, today=TODAY)
+    assert titles(third) != titles(crm)
+
+
+def test_demo_data_needs_an_active_owner_and_a_crm_app(db, admin, crm, sales):
+    retired = make_user(db, "retired")
+    retired.is_active = False
+    with pytest.raises(FormloomError):
+        load_demo_data(db, admin, crm, owners=[retired])
+    with pytest.raises(NotFound):
+        load_demo_data(db, admin, sales, customers=1)
+    assert db.scalar(select(func.count()).select_from(Record)) == 0
+
+
+def test_demo_data_respects_permissions(db, admin, crm):
+    outsider = make_user(db, "nobody")
+    with pytest.raises(Forbidden):
+        load_demo_data(db, outsider, crm, customers=1)
+
+
+def test_demo_owners_default_to_the_actor(db, admin, crm):
+    """Other active users are never picked unless given as ``owners``."""
+    make_user(db, "bystander")
+    load_demo_data(db, admin, crm, customers=3, today=TODAY)
+    users = {r.data.get(k) for r in db.scalars(select(Record).where(Record.app_id == crm.id))
+             for k in ("owner", "by") if r.data.get(k) is not None}
+    assert users == {admin.id}
