@@ -134,6 +134,7 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str)
     session.add(version)
     definition.published_version = number
     session.flush()
+    catalog.forget(session)
     return version
 
 

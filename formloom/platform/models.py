@@ -158,3 +158,5 @@ class ChangeLog(Base):
     cause_kind: Mapped[str] = mapped_column(String(20))
     cause_ref: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    record: Mapped[Record] = relationship()

@@ -42,12 +42,30 @@ def published_bodies(session: Session, app: App, kind: str) -> list[dict]:
     return list(session.scalars(query))
 
 
+MEMO = "formloom.entities"
+
+
 def entity(session: Session, app: App, key: str, version: int | None = None) -> CompiledEntity:
-    """The compiled entity (latest published version unless ``version`` is given)."""
+    """The compiled entity (latest published version unless ``version`` is given).
+
+    The latest version is remembered for the life of the session (one request, one command),
+    so a bulk load reads the definition once; publishing clears the memo (:func:`forget`).
+    """
+    memo = session.info.setdefault(MEMO, {})
+    if version is None and (app.id, key) in memo:
+        return memo[(app.id, key)]
     row = published_version(session, app, "entity", key, version)
     if row is None:
         raise NotFound(f"App '{app.key}' has no published entity '{key}'.")
-    return compile_entity(row.body, row.version, row.checksum)
+    compiled = compile_entity(row.body, row.version, row.checksum)
+    if version is None:
+        memo[(app.id, key)] = compiled
+    return compiled
+
+
+def forget(session: Session) -> None:
+    """Drop the session's remembered entity versions (after a publish)."""
+    session.info.pop(MEMO, None)
 
 
 def entity_keys(session: Session, app: App) -> list[str]:

@@ -51,8 +51,10 @@ def diff(before: Mapping, after: Mapping) -> dict[str, list]:
             if before.get(key) != after.get(key)}
 
 
-def _log(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause) -> None:
-    session.add(ChangeLog(record_id=record.id, record_version=record.version,
+def _log(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause,
+         record_version: int) -> None:
+    """Add the change-log row; it is written in the same flush as the record change."""
+    session.add(ChangeLog(record=record, record_version=record_version,
                           entity_version=record.entity_version, action=action.value, diff=changes,
                           actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref))
 
@@ -72,8 +74,7 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
                     title=title_of(entity, data), owner_id=user.id, created_at=now, created_by=user.id,
                     updated_at=now, updated_by=user.id)
     session.add(record)
-    session.flush()
-    _log(session, record, ChangeAction.CREATE, diff({}, data), cause)
+    _log(session, record, ChangeAction.CREATE, diff({}, data), cause, record_version=1)
     session.flush()
     return record
 
@@ -113,6 +114,7 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     record.entity_version = entity.version
     record.updated_at = utcnow()
     record.updated_by = user.id
+    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=expected_version + 1)
     try:
         session.flush()
     except (StaleDataError, OperationalError) as exc:
@@ -123,8 +125,6 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
         if fresh.version == expected_version:
             raise Conflict("The database is busy with another change to this record; try again.") from exc
         raise _conflict(session, fresh, expected_version) from None
-    _log(session, record, ChangeAction.UPDATE, changes, cause)
-    session.flush()
     return record
 
 
@@ -147,8 +147,7 @@ def delete(session: Session, user: User, cause: Cause, app: App, record: Record)
     authorize(session, user, Action.DELETE_RECORD, app)
     if record.deleted_at is None:
         record.deleted_at = utcnow()
-        session.flush()
-        _log(session, record, ChangeAction.DELETE, {}, cause)
+        _log(session, record, ChangeAction.DELETE, {}, cause, record_version=record.version + 1)
         session.flush()
     return record
 
@@ -157,8 +156,7 @@ def restore(session: Session, user: User, cause: Cause, app: App, record: Record
     authorize(session, user, Action.DELETE_RECORD, app)
     if record.deleted_at is not None:
         record.deleted_at = None
-        session.flush()
-        _log(session, record, ChangeAction.RESTORE, {}, cause)
+        _log(session, record, ChangeAction.RESTORE, {}, cause, record_version=record.version + 1)
         session.flush()
     return record
 
