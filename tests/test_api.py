@@ -92,7 +92,7 @@ def test_list_with_filter_sort_and_cursor(client, db, admin, sales, rep_headers)
     db.commit()
     items, cursor = [], None
     while True:
-        query = f"?f.stage=lead&sort=-seats&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        query = "?f.stage=lead&sort=-seats&limit=2" + (f"&cursor={cursor}" if cursor else "")
         page = client.get(f"{BASE}/records/deal{query}", headers=rep_headers).get_json()
         assert page["total"] == 4
         items += [r["data"]["name"] for r in page["items"]]

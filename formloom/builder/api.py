@@ -16,9 +16,7 @@ bp = Blueprint("builder_api", __name__, url_prefix="/api/v1")
 
 
 def _app(app_key: str, action: Action) -> App:
-    app = catalog.get_app(get_session(), app_key)
-    authorize(get_session(), g.user, action, app)
-    return app
+    return catalog.authorized_app(get_session(), g.user, app_key, action)
 
 
 def definition_json(definition: Definition, include_bodies: bool = False) -> dict:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -211,7 +210,7 @@ def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
     click.echo(f"Instance folder: {app.instance_path}")
     click.echo(f"Formloom is running at http://{host}:{port}/")
     click.echo(f"Log in as admin with password: {password}")
-    click.echo(f"(sales reps li.wei and emma have the same password)")
+    click.echo("(sales reps li.wei and emma have the same password)")
     if not no_serve:
         _serve(app, host, port)
 

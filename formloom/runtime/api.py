@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 
 from formloom.platform.api_common import int_arg, iso, json_body, require
-from formloom.platform.auth import Action, authorize, visible_apps
+from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
 from formloom.platform.models import App, ChangeLog, Record
 from formloom.platform.web_auth import login_required
@@ -33,9 +33,7 @@ def app_json(app: App) -> dict:
 
 
 def _app(app_key: str, action: Action) -> App:
-    app = catalog.get_app(get_session(), app_key)
-    authorize(get_session(), g.user, action, app)
-    return app
+    return catalog.authorized_app(get_session(), g.user, app_key, action)
 
 
 @bp.get("/apps")

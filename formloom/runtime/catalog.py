@@ -5,7 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from formloom.platform.errors import NotFound
-from formloom.platform.models import App, Definition, DefinitionVersion
+from formloom.platform.auth import Action, authorize
+from formloom.platform.models import App, Definition, DefinitionVersion, User
 from formloom.runtime.compiler import CompiledEntity, compile_entity
 from formloom.runtime.labels import text_of
 
@@ -14,6 +15,13 @@ def get_app(session: Session, key: str) -> App:
     app = session.scalar(select(App).where(App.key == key))
     if app is None:
         raise NotFound(f"There is no app '{key}'.")
+    return app
+
+
+def authorized_app(session: Session, user: User | None, key: str, action: Action) -> App:
+    """The app ``key``, if ``user`` may do ``action`` in it (404 / 403 otherwise)."""
+    app = get_app(session, key)
+    authorize(session, user, action, app)
     return app
 
 

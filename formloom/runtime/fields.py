@@ -186,52 +186,50 @@ class Textarea(Text):
         return TextAreaField(label, render_kw={**self.render_kw(field, locale), "rows": 4})
 
 
-class Email(Text):
+class FormattedText(Text):
+    """Single-line text with a fixed format and an input of its own (e-mail, phone, web address)."""
+
+    options = {}
+    value_schema: dict = {}
+    widget = None
+    sample_format = ""
+
+    def schema(self, field):
+        return {"type": "string", **self.value_schema}
+
+    def form_field(self, field, label, locale):
+        return StringField(label, widget=self.widget, render_kw=self.render_kw(field, locale))
+
+    def sample(self, field, rng):
+        return self.sample_format.format(word=rng.choice(self.words).lower(), n=rng.randint(10, 99),
+                                         a=rng.randint(1000, 9999), b=rng.randint(1000, 9999))
+
+
+class Email(FormattedText):
     name = "email"
     label = {"en": "E-mail", "zh-CN": "邮箱"}
-    options = {}
     describes = "an e-mail address like name@example.com"
-
-    def schema(self, field):
-        return {"type": "string", "format": "email", "pattern": EMAIL_PATTERN, "maxLength": 254}
-
-    def form_field(self, field, label, locale):
-        return StringField(label, widget=EmailInput(), render_kw=self.render_kw(field, locale))
-
-    def sample(self, field, rng):
-        return f"{rng.choice(self.words).lower()}{rng.randint(1, 99)}@example.com"
+    value_schema = {"format": "email", "pattern": EMAIL_PATTERN, "maxLength": 254}
+    widget = EmailInput()
+    sample_format = "{word}{n}@example.com"
 
 
-class Phone(Text):
+class Phone(FormattedText):
     name = "phone"
     label = {"en": "Phone", "zh-CN": "电话"}
-    options = {}
     describes = "a phone number of digits, spaces and dashes, with an optional leading +"
-
-    def schema(self, field):
-        return {"type": "string", "pattern": PHONE_PATTERN}
-
-    def form_field(self, field, label, locale):
-        return StringField(label, widget=TelInput(), render_kw=self.render_kw(field, locale))
-
-    def sample(self, field, rng):
-        return f"+86 1{rng.randint(30, 89)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
+    value_schema = {"pattern": PHONE_PATTERN}
+    widget = TelInput()
+    sample_format = "+86 1{n}-{a}-{b}"
 
 
-class Url(Text):
+class Url(FormattedText):
     name = "url"
     label = {"en": "Web address", "zh-CN": "网址"}
-    options = {}
     describes = "a web address starting with http:// or https://"
-
-    def schema(self, field):
-        return {"type": "string", "format": "uri", "pattern": URL_PATTERN, "maxLength": 2000}
-
-    def form_field(self, field, label, locale):
-        return StringField(label, widget=URLInput(), render_kw=self.render_kw(field, locale))
-
-    def sample(self, field, rng):
-        return f"https://www.{rng.choice(self.words).lower()}.example.com/"
+    value_schema = {"format": "uri", "pattern": URL_PATTERN, "maxLength": 2000}
+    widget = URLInput()
+    sample_format = "https://www.{word}.example.com/"
 
 
 # --- numbers -------------------------------------------------------------------------------

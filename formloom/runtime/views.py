@@ -6,7 +6,7 @@ from typing import Iterable
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from formloom.platform.auth import Action, authorize, visible_apps
+from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
 from formloom.platform.errors import RecordValidationError, VersionConflict
 from formloom.platform.models import App, Record, User
@@ -22,9 +22,7 @@ bp = Blueprint("runtime", __name__, template_folder="templates")
 
 
 def _app(app_key: str, action: Action = Action.VIEW_APP) -> App:
-    app = catalog.get_app(get_session(), app_key)
-    authorize(get_session(), g.user, action, app)
-    return app
+    return catalog.authorized_app(get_session(), g.user, app_key, action)
 
 
 def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: Iterable[int] = ()) -> DisplayContext:
