@@ -17,7 +17,7 @@ from formloom.platform.auth import Action, authorize
 from formloom.platform.db import json_value
 from formloom.platform.errors import FormloomError
 from formloom.platform.models import App, Record, User
-from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.compiler import CompiledEntity, RecordValidator
 from formloom.runtime.fields import CoercionError
 
 META_SORTS = {"id": Record.id, "created_at": Record.created_at, "updated_at": Record.updated_at,
@@ -74,10 +74,21 @@ def parse_filters(args: Mapping[str, str], entity: CompiledEntity) -> list[Filte
             coerced = [spec.type.coerce(v, spec.definition) for v in values]
         except CoercionError as exc:
             raise ListError(f"Filter on '{key}': the value {exc}.") from None
+        shape = _value_shape(spec.schema)
+        for value in coerced:
+            if value is not None and not shape.is_valid(value):
+                raise ListError(f"Filter on '{key}': the value must be {spec.type.describes}, "
+                                f"got '{value}'.")
         if spec.type.name == "multiselect":
             coerced = [c[0] for c in coerced if c]
         filters.append(Filter(key, op, coerced if op == "in" else coerced[0]))
     return filters
+
+
+def _value_shape(schema: Mapping) -> RecordValidator:
+    """A validator of a filter value: the field's type and format, not its bounds."""
+    kept = {k: v for k, v in schema.items() if k in ("type", "format", "pattern", "items", "enum")}
+    return RecordValidator(kept, format_checker=RecordValidator.FORMAT_CHECKER)
 
 
 def _sort_expression(entity: CompiledEntity, sort: str) -> tuple[ColumnElement, bool, str]:
