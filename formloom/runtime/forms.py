@@ -80,7 +80,8 @@ def initial_data(entity: CompiledEntity, compiled: CompiledForm, values: Mapping
 
 
 def bind_choices(session: Session, user: User, app: App, entity: CompiledEntity,
-                 compiled: CompiledForm, form: FlaskForm, lookup_url: Callable[[str], str]) -> None:
+                 compiled: CompiledForm, form: FlaskForm, lookup_url: Callable[[str], str],
+                 search_label: str = "Search") -> None:
     """Fill member and relation pickers with what this user may choose (plus current values)."""
     for key in compiled.keys:
         spec = entity.by_key[key]
@@ -95,7 +96,7 @@ def bind_choices(session: Session, user: User, app: App, entity: CompiledEntity,
             options = lookup(session, user, app, target, "", limit=200,
                              include_ids=[current] if current else None)
             field.choices = select_choices([(str(i), title) for i, title in options], blank=True)
-            field.render_kw = {"data-lookup": lookup_url(target)}
+            field.render_kw = {"data-lookup": lookup_url(target), "data-search-label": search_label}
 
 
 def _as_int(value: Any) -> int | None:

@@ -108,7 +108,7 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     conflict = None
     if request.method == "POST":
         form = compiled.form_class()
-        bind_choices(db, g.user, app, entity, compiled, form, lookup_url)
+        bind_choices(db, g.user, app, entity, compiled, form, lookup_url, translate("search"))
         errors: dict[str, list[str]] = {}
         try:
             values = form_values(form, compiled)
@@ -132,7 +132,7 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     else:
         values = record.data if record else {s.key: s.definition.get("default") for s in entity.fields}
         form = compiled.form_class(formdata=None, data=initial_data(entity, compiled, values))
-        bind_choices(db, g.user, app, entity, compiled, form, lookup_url)
+        bind_choices(db, g.user, app, entity, compiled, form, lookup_url, translate("search"))
         errors, status = {}, 200
     version = conflict.current_version if conflict else (record.version if record else None)
     return render_template("record_form.html", app=app, entity=entity, compiled=compiled, form=form,

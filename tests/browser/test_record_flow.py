@@ -145,3 +145,21 @@ def test_member_without_access_gets_not_allowed(live_server, page: Page, outside
     expect(page.locator("main h1")).to_have_text("Not allowed")
     expect(page.locator("form.record-form")).to_have_count(0)
     assert page.js_errors == []
+
+
+def test_relation_picker_searches_companies_and_saves_the_choice(live_server, page: Page, db, admin, sales, rep):
+    from formloom.platform.auth import Cause
+    from formloom.runtime import records
+
+    for name in ("Acme Robotics", "Globex Foods", "Initech Software"):
+        records.create(db, admin, Cause.for_user(admin), sales, "company", {"name": name})
+    db.commit()
+    log_in(page, live_server, "rep", "Rita Rep")
+    page.goto(f"{live_server}/apps/sales/deal/new")
+    search = page.get_by_placeholder("Search…")
+    search.fill("glob")
+    expect(page.locator("#f_company option")).to_have_count(2)  # the blank choice and Globex
+    page.select_option("#f_company", label="Globex Foods")
+    page.fill("#f_name", "Snack supply")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator('[data-field="company"] dd a')).to_have_text("Globex Foods")

@@ -11,8 +11,9 @@ function enhancePicker(select) {
   const search = document.createElement("input");
   search.type = "search";
   search.className = "picker-search";
-  search.placeholder = "🔍";
-  search.setAttribute("aria-label", (select.labels[0] ? select.labels[0].textContent.trim() : "") + " – search");
+  const searchLabel = select.dataset.searchLabel || "Search";
+  search.placeholder = searchLabel + "…";
+  search.setAttribute("aria-label", (select.labels[0] ? select.labels[0].textContent.trim() : "") + " – " + searchLabel);
   search.setAttribute("aria-controls", select.id);
   select.parentNode.insertBefore(search, select);
   let timer = null;
