@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from formloom import create_app
 from formloom.platform import auth, migrate
 from formloom.platform.db import Base, make_engine, new_session
-from tests.factories import PASSWORD, make_sales_app, make_user
+from tests.factories import make_sales_app, make_user
 
 PG_URL = os.environ.get("FORMLOOM_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -139,5 +139,3 @@ def rep_headers(db, rep):
 def outsider_headers(db, outsider):
     return bearer(db, outsider)
 
-
-__all__ = ["PASSWORD"]

@@ -114,3 +114,25 @@ def test_sample_values_of_every_type_validate(type_name):
         value = FIELD_TYPES[type_name].sample(field, rng)
         if value is not None:  # members and related records come from the database
             assert validate_values(entity, {"f": value}) == {"f": value}
+
+
+def test_delete_and_restore_from_the_record_page_keep_values(client, db, admin, sales, rep):
+    record = records.create(db, admin, Cause.for_user(admin), sales, "deal", {"name": "Doomed", "amount": "7"})
+    db.commit()
+    login(client, "rep")
+    token = csrf_token(client, f"/apps/sales/deal/{record.id}")
+    deleted = client.post(f"/apps/sales/deal/{record.id}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert "The record was deleted" in deleted.get_data(as_text=True)
+    assert "Doomed" not in client.get("/apps/sales/deal/").get_data(as_text=True)
+    assert "Doomed" in client.get("/apps/sales/deal/?deleted=1").get_data(as_text=True)
+    restored = client.post(f"/apps/sales/deal/{record.id}/restore", data={"csrf_token": token},
+                           follow_redirects=True).get_data(as_text=True)
+    assert "The record was restored" in restored and "¥7.00" in restored
+    assert "Doomed" in client.get("/apps/sales/deal/").get_data(as_text=True)
+
+
+def test_logout_ends_the_session(client, rep):
+    login(client, "rep")
+    token = csrf_token(client, "/apps/sales/")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/apps/sales/deal/").headers["Location"].startswith("/login")

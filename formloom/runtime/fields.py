@@ -7,6 +7,7 @@ display a value, which filters it supports, and how to make sample values.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 import re
 from dataclasses import dataclass, field as dc_field
 from datetime import date, datetime, timedelta, timezone
@@ -62,8 +63,8 @@ def _value_repr(raw: Any) -> str:
     return f"'{text[:60]}'" if isinstance(raw, str) else text[:60]
 
 
-class FieldType:
-    """Base of the field types. Subclasses override what differs."""
+class FieldType(ABC):
+    """Base of the field types. Each type must give its value schema and sample values."""
 
     name = ""
     label: dict = {}
@@ -88,8 +89,9 @@ class FieldType:
         return problems
 
     # --- values -----------------------------------------------------------------------------
+    @abstractmethod
     def schema(self, field: dict) -> dict:
-        raise NotImplementedError
+        """The JSON Schema of a stored value of this field."""
 
     def coerce(self, raw: Any, field: dict) -> Any:
         """Turn input from a form (strings) or JSON into the stored value; None means empty."""
@@ -109,8 +111,9 @@ class FieldType:
     def display(self, value: Any, field: dict, ctx: DisplayContext) -> str:
         return "" if value is None else str(value)
 
+    @abstractmethod
     def sample(self, field: dict, rng: random.Random) -> Any:
-        raise NotImplementedError
+        """A valid value for demo data, tests and fuzzing (None where it needs the database)."""
 
     # --- HTML -------------------------------------------------------------------------------
     def form_field(self, field: dict, label: str, locale: str):
