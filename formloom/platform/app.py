@@ -45,13 +45,14 @@ def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
     from formloom.platform import web_auth
     from formloom.runtime import api as runtime_api
-    from formloom.runtime import i18n, views
+    from formloom.runtime import files_views, i18n, views
 
     web_auth.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(runtime_api.bp)
     app.register_blueprint(builder_api.bp)
+    app.register_blueprint(files_views.bp)
 
 
 def _protect_csrf() -> None:

@@ -160,3 +160,36 @@ class ChangeLog(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     record: Mapped[Record] = relationship()
+
+
+class SerialCounter(Base):
+    """The last serial number handed out for one serial field of an entity, per period.
+
+    ``period`` is the rendered date part of the pattern ("202611" for ``{YYYY}{MM}``, "" when the
+    pattern has no date part); a new period starts again at 1.
+    """
+
+    __tablename__ = "serial_counters"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    entity_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    field_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class StoredFile(Base):
+    """An uploaded file (attachment, image or signature); the bytes live in the file storage."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_app_id", "app_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    storage_key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
