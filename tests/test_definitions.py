@@ -26,7 +26,8 @@ def test_three_mistakes_give_three_problems_with_paths(db, sales):
         ("$.fields[0].minLenght", "Unknown property 'minLenght'; remove it or check its spelling."),
         ("$.fields[1].type", "'money' is not a field type; use one of: text, textarea, integer, decimal, "
                              "currency, percent, date, datetime, boolean, select, multiselect, email, "
-                             "phone, url, user, relation."),
+                             "phone, url, user, relation, rating, time, duration, tags, address, geolocation, "
+                             "file, image, signature, serial, formula, lookup, users, relations, table."),
         ("$.fields[2].options[1].value", "Option value 'a' appears twice in field 'stage'."),
     ]
 

@@ -104,10 +104,7 @@ def test_chinese_labels_follow_the_chosen_language(client, rep):
 
 @pytest.mark.parametrize("type_name", sorted(FIELD_TYPES))
 def test_sample_values_of_every_type_validate(type_name):
-    field = {"key": "f", "type": type_name, "label": "F", "required": True,
-             "options": [{"value": "a", "label": "A"}, {"value": "b", "label": "B"}], "target": "x"}
-    field = {k: v for k, v in field.items() if k in ("key", "type", "label", "required")
-             or k in FIELD_TYPES[type_name].options}
+    field = {"key": "f", "type": type_name, "label": "F", "required": True, **FIELD_TYPES[type_name].example}
     entity = compile_entity({"key": "t", "label": "T", "fields": [field]}, 1, f"sample-{type_name}")
     rng = random.Random(3)
     for _ in range(25):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -110,7 +111,10 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
                 yield Problem(f"{path}.{name}", f"Unknown property '{name}'; remove it or check its spelling.")
     elif keyword == "enum" and path.endswith(".type"):
         yield Problem(path, f"{value!r} is not a field type; use one of: {', '.join(FIELD_TYPES)}.")
-    elif keyword == "anyOf":  # only labels and help texts are written as anyOf
+    elif keyword == "anyOf" and re.search(r"\.sections\[\d+\]\.fields\[\d+\]$", path):
+        yield Problem(path, "Each item of a section must be a field key, or {\"text\": ...} for a line of "
+                            "description text.")
+    elif keyword == "anyOf":  # otherwise only labels and help texts are written as anyOf
         yield Problem(path, "Must be text, or a map of languages (en, zh-CN) to text, "
                             "like {\"en\": \"Amount\", \"zh-CN\": \"金额\"}.")
     elif keyword == "pattern" and error.validator_value == "^[a-z][a-z0-9_]{0,63}$":
@@ -152,7 +156,8 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
         elif by_key[title].get("type") not in TITLE_TYPES:
             yield Problem("$.title_field", f"Field '{title}' cannot be the title; use a field of type "
                                            f"{', '.join(sorted(TITLE_TYPES))}.")
-    field_ctx = CheckContext(entity_keys=set(ctx.entities) | {body.get("key")})
+    field_ctx = CheckContext(entity_keys=set(ctx.entities) | {body.get("key")},
+                             entities={**ctx.entities, body.get("key"): body})
     earlier = ctx.published_types.get(body.get("key"), {})
     for i, f in fields:
         path = f"$.fields[{i}]"
@@ -167,6 +172,8 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
                                           f"cannot change. Add a field with a new key instead.")
         if "default" in f:
             yield from _check_default(f, path)
+    if not any(p.startswith("$.fields") for p in broken):
+        yield from check_logic(body, field_ctx.entities)
 
 
 def _check_default(f: dict, path: str) -> Iterator[Problem]:
@@ -180,6 +187,116 @@ def _check_default(f: dict, path: str) -> Iterator[Problem]:
     if value is not None and not validator.is_valid(value):
         yield Problem(f"{path}.default", f"The default of field '{f['key']}' is not a valid "
                                          f"{field_type.name} value for this field.")
+
+
+UNIQUE_TYPES = frozenset({"text", "email", "phone", "url", "integer"})
+DEFAULT_SOURCES = {"current_user": ("user", "users"), "today": ("date",), "now": ("datetime",)}
+CONDITION_OPTIONS = ("visible_when", "required_when", "readonly_when")
+
+
+def check_logic(body: dict, entities: dict[str, dict]) -> Iterator[Problem]:
+    """Conditions, formulas, linkage, lookups, cascades and submission checks of an entity."""
+    from formloom.runtime import conditions
+    from formloom.runtime.compiler import field_kinds, formula_fields
+    from formloom.runtime.formulas import FieldInfo, FormulaError, compile_formula, evaluation_order
+
+    fields = [f for _, f in _fields_of(body)]
+    related = {f["target"]: entities[f["target"]] for f in fields
+               if f.get("type") in ("relation", "relations") and f.get("target") in entities}
+    kinds = field_kinds(fields, related)
+    info = formula_fields(fields, related)
+    by_key = {f["key"]: f for f in fields}
+    formulas = {}
+    for i, f in _fields_of(body):
+        path, key = f"$.fields[{i}]", f["key"]
+        for option in CONDITION_OPTIONS:
+            if option in f:
+                yield from (Problem(p, m) for p, m in conditions.check(f[option], kinds, f"{path}.{option}"))
+        for option, source in (("expression", f.get("expression") if f["type"] == "formula" else None),
+                               ("default_formula", f.get("default_formula"))):
+            if source is None:
+                continue
+            try:
+                compiled = compile_formula(source, info)
+            except FormulaError as exc:
+                yield Problem(f"{path}.{option}", f"Field '{key}': {exc.message}")
+                continue
+            if option == "expression":
+                formulas[key] = compiled
+        if f.get("unique") and f["type"] not in UNIQUE_TYPES:
+            yield Problem(f"{path}.unique", f"Field '{key}' is of type {f['type']}; only fields of type "
+                                            f"{', '.join(sorted(UNIQUE_TYPES))} can be unique.")
+        source = f.get("default_from")
+        if source and f["type"] not in DEFAULT_SOURCES[source]:
+            yield Problem(f"{path}.default_from", f"Field '{key}' cannot default to {source}; that fits fields "
+                                                  f"of type {', '.join(DEFAULT_SOURCES[source])}.")
+        yield from _check_links(f, path, by_key, entities)
+        if f["type"] == "table":
+            yield from _check_row_formulas(f, path, FieldInfo)
+    try:
+        evaluation_order(formulas)
+    except FormulaError as exc:
+        yield Problem("$.fields", exc.message)
+    for i, check in enumerate(body.get("checks") or []):
+        for option in ("condition", "when"):
+            if option in check:
+                yield from (Problem(p, m) for p, m in conditions.check(check[option], kinds, f"$.checks[{i}].{option}"))
+        if check.get("field") and check["field"] not in by_key:
+            yield Problem(f"$.checks[{i}].field", f"Check names field '{check['field']}', which this entity does not have.")
+
+
+def _check_row_formulas(table: dict, path: str, field_info) -> Iterator[Problem]:
+    from formloom.runtime.formulas import FormulaError, compile_formula, evaluation_order
+
+    columns = [c for c in table.get("fields", []) if isinstance(c, dict) and c.get("type") in FIELD_TYPES]
+    info = {c["key"]: field_info(FIELD_TYPES[c["type"]].kind_of(c)) for c in columns}
+    formulas = {}
+    for j, column in enumerate(table.get("fields", [])):
+        if isinstance(column, dict) and column.get("type") == "formula":
+            if not isinstance(column.get("expression"), str):
+                yield Problem(f"{path}.fields[{j}].expression", f"Column '{column.get('key')}' needs an expression.")
+                continue
+            try:
+                formulas[column["key"]] = compile_formula(column["expression"], info)
+            except FormulaError as exc:
+                yield Problem(f"{path}.fields[{j}].expression", f"Column '{column['key']}': {exc.message}")
+    try:
+        evaluation_order(formulas)
+    except FormulaError as exc:
+        yield Problem(f"{path}.fields", exc.message)
+
+
+def _check_links(f: dict, path: str, by_key: dict, entities: dict[str, dict]) -> Iterator[Problem]:
+    key = f["key"]
+    if f["type"] == "lookup":
+        relation = by_key.get(f.get("relation"))
+        if relation is None or relation.get("type") != "relation":
+            relations = ", ".join(k for k, v in by_key.items() if v.get("type") == "relation") or "none"
+            yield Problem(f"{path}.relation", f"Lookup '{key}' must name a relation field of this entity "
+                                              f"(relation fields: {relations}).")
+            return
+        target = entities.get(relation.get("target"))
+        if target and f.get("field") not in {t["key"] for t in target["fields"]}:
+            yield Problem(f"{path}.field", f"Lookup '{key}' shows field '{f.get('field')}', which entity "
+                                           f"'{relation['target']}' does not have.")
+    if f["type"] in ("relation", "relations"):
+        target = entities.get(f.get("target"))
+        target_keys = {t["key"] for t in target["fields"]} if target else set()
+        for option in ("fill", "filter"):
+            for own, theirs in (f.get(option) or {}).items():
+                here, there = (own, theirs) if option == "fill" else (theirs, own)
+                if here not in by_key:
+                    yield Problem(f"{path}.{option}.{own}", f"Field '{key}' {option}s with '{here}', which this "
+                                                            f"entity does not have.")
+                elif option == "fill" and FIELD_TYPES[by_key[here]["type"]].computed:
+                    yield Problem(f"{path}.{option}.{own}", f"Field '{here}' is computed and cannot be filled.")
+                if target and there not in target_keys:
+                    yield Problem(f"{path}.{option}.{own}", f"Field '{key}' {option}s with '{there}', which "
+                                                            f"entity '{f['target']}' does not have.")
+    if f["type"] in ("select", "multiselect") and f.get("filter_by"):
+        if f["filter_by"] not in by_key or f["filter_by"] == key:
+            yield Problem(f"{path}.filter_by", f"Field '{key}' is filtered by '{f['filter_by']}', which is not "
+                                               f"another field of this entity.")
 
 
 def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
@@ -196,6 +313,13 @@ def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
     for s, section in enumerate(body.get("sections") or []):
         if not isinstance(section, dict) or not isinstance(section.get("fields"), list):
             continue
+        if isinstance(section.get("visible_when"), dict):
+            from formloom.runtime import conditions
+            from formloom.runtime.compiler import field_kinds
+
+            kinds = field_kinds(list(entity_fields.values()), ctx.entities)
+            yield from (Problem(p, m) for p, m in conditions.check(section["visible_when"], kinds,
+                                                                   f"$.sections[{s}].visible_when"))
         for j, key in enumerate(section["fields"]):
             path = f"$.sections[{s}].fields[{j}]"
             if not isinstance(key, str):
@@ -206,7 +330,7 @@ def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
                 yield Problem(path, f"Field '{key}' is already placed at {placed[key]}.")
             placed.setdefault(key, path)
     for key, f in entity_fields.items():
-        if f.get("required") and key not in placed:
+        if (f.get("required") or f.get("min_rows")) and key not in placed:
             yield Problem("$.sections", f"Field '{key}' is required by entity '{entity_key}' "
                                         f"but is not on this form; add it to a section.")
 

@@ -65,10 +65,21 @@ def entity(session: Session, app: App, key: str, version: int | None = None) -> 
     row = published_version(session, app, "entity", key, version)
     if row is None:
         raise NotFound(f"App '{app.key}' has no published entity '{key}'.")
-    compiled = compile_entity(row.body, row.version, row.checksum)
+    compiled = compile_entity(row.body, row.version, row.checksum, _related_bodies(session, app, row.body))
     if version is None:
         memo[(app.id, key)] = compiled
     return compiled
+
+
+def _related_bodies(session: Session, app: App, body: dict) -> dict[str, dict]:
+    """The latest published bodies of the entities ``body`` relates to (for lookups and formulas)."""
+    targets = {f["target"] for f in body["fields"] if f["type"] in ("relation", "relations")}
+    related = {}
+    for target in sorted(targets):
+        row = body if target == body["key"] else getattr(published_version(session, app, "entity", target), "body", None)
+        if row is not None:
+            related[target] = row
+    return related
 
 
 def forget(session: Session) -> None:
@@ -99,21 +110,23 @@ def field_definitions(session: Session, app: App, entity_key: str) -> dict[str, 
     return fields
 
 
+def forms_of(session: Session, app: App, entity: CompiledEntity) -> list[dict]:
+    """The published forms laid over an entity (a quick-create form, a full form, ...)."""
+    return [b for b in published_bodies(session, app, "form") if b["entity"] == entity.key]
+
+
 def form_for(session: Session, app: App, entity: CompiledEntity, form_key: str | None = None) -> dict:
     """The form body to show for an entity.
 
-    A published form with the entity's own key is its default form; otherwise the first
-    published form for the entity; otherwise one section with every field in order.
+    ``form_key`` names one of its published forms. Without it, the published form with the
+    entity's own key is the default; without that, one section with every field in order.
     """
-    forms = [b for b in published_bodies(session, app, "form") if b["entity"] == entity.key]
+    forms = {b["key"]: b for b in forms_of(session, app, entity)}
     if form_key is not None:
-        for body in forms:
-            if body["key"] == form_key:
-                return body
-        raise NotFound(f"Entity '{entity.key}' has no published form '{form_key}'.")
-    for body in sorted(forms, key=lambda b: b["key"] != entity.key):
-        return body
-    return default_form(entity)
+        if form_key not in forms:
+            raise NotFound(f"Entity '{entity.key}' has no published form '{form_key}'.")
+        return forms[form_key]
+    return forms.get(entity.key) or default_form(entity)
 
 
 def default_form(entity: CompiledEntity) -> dict:

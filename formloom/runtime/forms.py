@@ -5,6 +5,7 @@ WTForms does not decide validity here: it carries the typed strings to and from 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from formloom.platform.models import App, User
 from formloom.runtime.compiler import CompiledEntity, checksum
-from formloom.runtime.fields import select_choices
+from formloom.runtime.fields import FILE_TYPES, CoercionError, select_choices
 from formloom.runtime.labels import text_of
 from formloom.runtime.listing import lookup
 
@@ -29,6 +30,8 @@ class Section:
     label: str
     help: str
     keys: tuple[str, ...]
+    items: tuple[tuple[str, str], ...] = ()  # ("field", key) or ("text", description)
+    visible_when: Mapping | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class CompiledForm:
     form_class: type[FlaskForm]
     sections: tuple[Section, ...]
     keys: tuple[str, ...]
+
+    @property
+    def section_conditions(self) -> dict[str, Mapping]:
+        """Field key -> the visibility condition of the section it sits in."""
+        return {key: section.visible_when for section in self.sections if section.visible_when
+                for key in section.keys}
 
 
 _CACHE: dict[tuple, CompiledForm] = {}
@@ -56,21 +65,29 @@ def _compile(entity: CompiledEntity, form_body: Mapping, locale: str) -> Compile
     attrs: dict[str, Any] = {}
     sections, keys = [], []
     for section in form_body["sections"]:
-        section_keys = tuple(k for k in section["fields"] if k in entity.by_key)
+        items = tuple(("field", k) if isinstance(k, str) else ("text", text_of(k["text"], locale))
+                      for k in section["fields"] if not isinstance(k, str) or k in entity.by_key)
+        section_keys = tuple(k for kind, k in items if kind == "field")
         for key in section_keys:  # created in display order: WTForms orders by creation
             spec = entity.by_key[key]
             label = text_of(spec.definition["label"], locale)
             attrs[attr_name(key)] = spec.type.form_field(spec.definition, label, locale)
         sections.append(Section(text_of(section.get("label"), locale), text_of(section.get("help"), locale),
-                                section_keys))
+                                section_keys, items, section.get("visible_when")))
         keys.extend(section_keys)
     form_class = type(f"Form_{entity.key}", (FlaskForm,), attrs)
     return CompiledForm(form_class, tuple(sections), tuple(keys))
 
 
-def form_values(form: FlaskForm, compiled: CompiledForm) -> dict[str, Any]:
-    """The submitted raw values, keyed by field key."""
-    return {key: getattr(form, attr_name(key)).data for key in compiled.keys}
+def form_values(form: FlaskForm, compiled: CompiledForm, entity: CompiledEntity) -> dict[str, Any]:
+    """The submitted raw values of the typed fields, keyed by field key (files are apart)."""
+    values = {}
+    for key in compiled.keys:
+        spec = entity.by_key[key]
+        if spec.type.computed or spec.type.name in FILE_TYPES:
+            continue
+        values[key] = spec.type.from_form(getattr(form, attr_name(key)).data, spec.definition)
+    return values
 
 
 def initial_data(entity: CompiledEntity, compiled: CompiledForm, values: Mapping) -> dict[str, Any]:
@@ -86,17 +103,60 @@ def bind_choices(session: Session, user: User, app: App, entity: CompiledEntity,
     for key in compiled.keys:
         spec = entity.by_key[key]
         field = getattr(form, attr_name(key))
-        current = _as_int(field.data)
-        if spec.type.name == "user":
+        many = spec.type.name in ("users", "relations")
+        current = [_as_int(v) for v in field.data or []] if many else [_as_int(field.data)]
+        current = [c for c in current if c]
+        if spec.type.name in ("user", "users"):
             members = session.execute(select(User.id, User.display_name).where(User.is_active)
                                       .order_by(User.display_name))
-            field.choices = select_choices([(str(i), name) for i, name in members], blank=True)
-        elif spec.type.name == "relation":
+            field.choices = select_choices([(str(i), name) for i, name in members], blank=not many)
+        elif spec.type.name in ("relation", "relations"):
             target = spec.definition["target"]
-            options = lookup(session, user, app, target, "", limit=200,
-                             include_ids=[current] if current else None)
-            field.choices = select_choices([(str(i), title) for i, title in options], blank=True)
+            where = relation_filter(entity, spec.definition, lambda own: getattr(form, attr_name(own)).data
+                                    if own in compiled.keys else None)
+            options = lookup(session, user, app, target, "", limit=200, include_ids=current or None, where=where)
+            field.choices = select_choices([(str(i), title) for i, title in options], blank=not many)
             field.render_kw = {"data-lookup": lookup_url(target), "data-search-label": search_label}
+            if spec.definition.get("filter"):
+                field.render_kw["data-filter"] = json.dumps({theirs: attr_name(own) for theirs, own
+                                                             in spec.definition["filter"].items()})
+        elif spec.type.name == "table":
+            _bind_columns(session, user, app, spec, field, lookup_url, search_label)
+
+
+def relation_filter(entity: CompiledEntity, definition: Mapping, value_of: Callable[[str], Any]) -> dict:
+    """A relation's ``filter`` as field values of the target (own fields still empty are left out)."""
+    where = {}
+    for theirs, own in (definition.get("filter") or {}).items():
+        spec = entity.by_key.get(own)
+        if spec is None:
+            continue
+        try:
+            value = spec.type.coerce(value_of(own), spec.definition)
+        except CoercionError:
+            continue
+        if value is not None and not isinstance(value, (list, dict)):
+            where[theirs] = value
+    return where
+
+
+def _bind_columns(session, user, app, spec, field, lookup_url, search_label) -> None:
+    """Member and relation columns of a sub-table get their choices in every row."""
+    members = None
+    for column in spec.definition["fields"]:
+        for row in field.entries:
+            cell = getattr(row.form, attr_name(column["key"]))
+            if column["type"] == "user":
+                if members is None:
+                    members = select_choices([(str(i), n) for i, n in session.execute(
+                        select(User.id, User.display_name).where(User.is_active).order_by(User.display_name))],
+                        blank=True)
+                cell.choices = members
+            elif column["type"] == "relation":
+                current = _as_int(cell.data)
+                options = lookup(session, user, app, column["target"], "", limit=200,
+                                 include_ids=[current] if current else None)
+                cell.choices = select_choices([(str(i), t) for i, t in options], blank=True)
 
 
 def _as_int(value: Any) -> int | None:

@@ -8,6 +8,16 @@ from formloom.runtime.labels import LOCALES, text_of
 # UI strings of the reps' pages. Admin-defined labels carry their own translations.
 UI_TEXT: dict[str, dict[str, str]] = {
     "apps": {"en": "Apps", "zh-CN": "应用"},
+    "use_my_location": {"en": "Use my location", "zh-CN": "使用当前位置"},
+    "add_row": {"en": "Add row", "zh-CN": "添加一行"},
+    "remove_row": {"en": "Remove row", "zh-CN": "删除行"},
+    "assigned_on_save": {"en": "Assigned when saved", "zh-CN": "保存时自动生成"},
+    "signature_on_file": {"en": "Signature on file", "zh-CN": "已保存的签名"},
+    "signature_pad": {"en": "Signature pad: draw with a mouse, finger or pen",
+                      "zh-CN": "签名板：用鼠标、手指或触控笔书写"},
+    "clear_signature": {"en": "Clear signature", "zh-CN": "清除签名"},
+    "keep": {"en": "Keep", "zh-CN": "保留"},
+    "rows": {"en": "rows", "zh-CN": "行"},
     "new": {"en": "New", "zh-CN": "新建"},
     "edit": {"en": "Edit", "zh-CN": "编辑"},
     "save": {"en": "Save", "zh-CN": "保存"},

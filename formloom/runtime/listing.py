@@ -79,7 +79,7 @@ def parse_filters(args: Mapping[str, str], entity: CompiledEntity) -> list[Filte
             if value is not None and not shape.is_valid(value):
                 raise ListError(f"Filter on '{key}': the value must be {spec.type.describes}, "
                                 f"got '{value}'.")
-        if spec.type.name == "multiselect":
+        if spec.type.kind in ("list", "ids"):
             coerced = [c[0] for c in coerced if c]
         filters.append(Filter(key, op, coerced if op == "in" else coerced[0]))
     return filters
@@ -110,7 +110,7 @@ def _filter_expression(session: Session, entity: CompiledEntity, flt: Filter) ->
     if spec.type.name == "boolean":
         stored = (1 if flt.value else 0) if _dialect(session) == "sqlite" else ("true" if flt.value else "false")
         return json_value(Record.data, flt.key) == stored
-    if spec.type.name == "multiselect":
+    if spec.type.kind in ("list", "ids"):
         return _array_contains(session, flt.key, flt.value)
     value = Decimal(str(flt.value)) if numeric else flt.value
     if flt.op == "eq":
@@ -124,9 +124,9 @@ def _filter_expression(session: Session, entity: CompiledEntity, flt: Filter) ->
     return func.lower(column).like(f"%{_escape_like(str(value).lower())}%", escape="\\")
 
 
-def _array_contains(session: Session, key: str, value: str) -> ColumnElement:
-    if _dialect(session) == "postgresql":
-        return text(f"(records.data -> '{key}') ? :v").bindparams(v=value)
+def _array_contains(session: Session, key: str, value: Any) -> ColumnElement:
+    if _dialect(session) == "postgresql":  # works for text and for ids: '["vip"]', '[7]'
+        return text(f"(records.data -> '{key}') @> CAST(:v AS jsonb)").bindparams(v=json.dumps([value]))
     each = func.json_each(Record.data, f"$.{key}").table_valued("value")
     return exists(select(literal_column("1")).select_from(each).where(each.c.value == value))
 
@@ -205,13 +205,19 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
 
 
 def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
-           limit: int = 20, include_ids: list[int] | None = None) -> list[tuple[int, str]]:
-    """Records for a relation picker: id and title, searched by title."""
+           limit: int = 20, include_ids: list[int] | None = None,
+           where: Mapping[str, Any] | None = None) -> list[tuple[int, str]]:
+    """Records for a relation picker: id and title, searched by title.
+
+    ``where`` limits them to records whose fields hold the given values (a relation's
+    ``filter``: products of the chosen category); the keys must be validated field keys.
+    """
     authorize(session, user, Action.READ_RECORDS, app)
     base = [Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None)]
+    matching = [field_equals(session, key, value) for key, value in (where or {}).items()]
     pattern = f"%{_escape_like(search.strip().lower())}%"
     rows = list(session.execute(select(Record.id, Record.title).where(
-        *base, func.lower(Record.title).like(pattern, escape="\\") if search.strip() else true())
+        *base, *matching, func.lower(Record.title).like(pattern, escape="\\") if search.strip() else true())
         .order_by(Record.title, Record.id).limit(limit)))
     if include_ids:
         seen = {r[0] for r in rows}
@@ -219,6 +225,16 @@ def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
         if missing:
             rows += list(session.execute(select(Record.id, Record.title).where(*base, Record.id.in_(missing))))
     return [(rid, title or f"#{rid}") for rid, title in rows]
+
+
+def field_equals(session: Session, key: str, value: Any) -> ColumnElement:
+    """``data[key] == value`` for a scalar JSON value, on SQLite and PostgreSQL alike."""
+    if value is None:
+        return json_value(Record.data, key).is_(None)
+    if _dialect(session) == "postgresql":
+        text_value = json.dumps(value) if isinstance(value, bool) else str(value)
+        return json_value(Record.data, key) == text_value
+    return json_value(Record.data, key) == (int(value) if isinstance(value, bool) else value)
 
 
 def titles(session: Session, ids: set[int]) -> dict[int, str]:

@@ -13,12 +13,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from formloom.platform.auth import Action, Cause, authorize
-from formloom.platform.db import utcnow
+from formloom.platform.db import json_value, utcnow
 from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
-from formloom.runtime import catalog
+from formloom.runtime import catalog, serials
 from formloom.runtime.compiler import CompiledEntity
-from formloom.runtime.validation import validate_values
+from formloom.runtime.validation import Situation, defaults, validate_values
 
 TITLE_MAX = 500
 
@@ -37,6 +37,29 @@ class DatabaseResolver:
         return set(self.session.scalars(select(Record.id).where(
             Record.id.in_(list(ids)), Record.app_id == self.app.id,
             Record.entity_key == entity_key, Record.deleted_at.is_(None))))
+
+    def record_values(self, entity_key: str, record_id: int) -> Mapping | None:
+        record = self.session.get(Record, record_id)
+        if (record is None or record.app_id != self.app.id or record.entity_key != entity_key
+                or record.deleted_at is not None):
+            return None
+        return record.data
+
+    def duplicate(self, entity_key: str, field_key: str, value: Any, exclude_id: int | None) -> str | None:
+        """The title of another live record of the entity holding ``value`` in ``field_key``."""
+        numeric = isinstance(value, int) and not isinstance(value, bool)
+        query = select(Record.id, Record.title).where(
+            Record.app_id == self.app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None),
+            json_value(Record.data, field_key, numeric=numeric) == value)
+        if exclude_id is not None:
+            query = query.where(Record.id != exclude_id)
+        row = self.session.execute(query.limit(1)).first()
+        return None if row is None else (row.title or f"#{row.id}")
+
+    def file_values(self, ids: Iterable[int]) -> dict[int, dict]:
+        from formloom.runtime.files import existing_files, file_value
+
+        return {i: file_value(f) for i, f in existing_files(self.session, self.app.id, list(ids)).items()}
 
 
 def title_of(entity: CompiledEntity, data: Mapping) -> str:
@@ -60,16 +83,20 @@ def _log(session: Session, record: Record, action: ChangeAction, changes: dict, 
 
 
 def create(session: Session, user: User, cause: Cause, app: App, entity_key: str,
-           values: Mapping[str, Any], *, locale: str = "en") -> Record:
+           values: Mapping[str, Any], *, locale: str = "en", situation: Situation | None = None) -> Record:
     """Validate ``values`` against the latest published entity and store a new record."""
     authorize(session, user, Action.CREATE_RECORD, app)
     entity = catalog.entity(session, app, entity_key)
+    situation = situation or Situation(user_id=user.id)
     # Fields the input does not mention start at their default (the HTML form shows it pre-filled).
-    defaults = {f.key: f.definition["default"] for f in entity.fields
-                if "default" in f.definition and f.key not in values}
-    data = validate_values(entity, {**defaults, **values}, resolver=DatabaseResolver(session, app),
-                           locale=locale)
+    starting = {k: v for k, v in defaults(entity, situation).items() if k not in values}
+    data = validate_values(entity, {**starting, **values}, resolver=DatabaseResolver(session, app),
+                           locale=locale, situation=situation)
     now = utcnow()
+    for spec in entity.fields:
+        if spec.type.name == "serial":
+            data[spec.key] = serials.next_value(session, app.id, entity.key, spec.key,
+                                                spec.definition["pattern"], situation.now)
     record = Record(app_id=app.id, entity_key=entity.key, entity_version=entity.version, data=data,
                     title=title_of(entity, data), owner_id=user.id, created_at=now, created_by=user.id,
                     updated_at=now, updated_by=user.id)
@@ -90,7 +117,8 @@ def get(session: Session, user: User, app: App, entity_key: str, record_id: int,
 
 
 def update(session: Session, user: User, cause: Cause, app: App, record: Record,
-           values: Mapping[str, Any], expected_version: int, *, locale: str = "en") -> Record:
+           values: Mapping[str, Any], expected_version: int, *, locale: str = "en",
+           situation: Situation | None = None) -> Record:
     """Apply ``values`` (some or all fields) to a record last seen at ``expected_version``.
 
     A stale ``expected_version`` raises :class:`VersionConflict` naming what changed meanwhile;
@@ -104,8 +132,10 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
         raise _conflict(session, record, expected_version)
     entity = catalog.entity(session, app, record.entity_key)
     before = dict(record.data)
+    situation = situation or Situation(user_id=user.id)
+    situation.record_id = record.id
     data = validate_values(entity, values, base=before, resolver=DatabaseResolver(session, app),
-                           locale=locale)
+                           locale=locale, situation=situation)
     changes = diff(before, data)
     if not changes:
         return record

@@ -1,7 +1,7 @@
 """The reps' pages: apps, record lists, generated forms and record pages with their history."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
@@ -13,12 +13,25 @@ from formloom.platform.models import App, Record, User
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog, listing, records
 from formloom.runtime.compiler import CompiledEntity
-from formloom.runtime.fields import DisplayContext
+from formloom.platform.storage import storage_for
+from formloom.runtime import files
+from formloom.platform.api_common import BadRequest
+from formloom.runtime.fields import FILE_TYPES, CoercionError, DisplayContext
+from formloom.runtime.files_views import download_url
+from formloom.runtime.validation import Situation, defaults, preview
 from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale, translate
 from formloom.runtime.labels import text_of
 
 bp = Blueprint("runtime", __name__, template_folder="templates")
+
+
+@bp.url_value_preprocessor
+def _form_limits(endpoint: str | None, _values: dict | None) -> None:
+    # A drawn signature arrives as a data URL in a plain form field, larger than Werkzeug's
+    # default limit for such fields; raised for the record forms only, before CSRF reads the form.
+    if endpoint in ("runtime.record_new", "runtime.record_edit"):
+        request.max_form_memory_size = files.SIGNATURE_MAX_BYTES * 4 // 3 + 256 * 1024
 
 
 def _app(app_key: str, action: Action = Action.VIEW_APP) -> App:
@@ -33,10 +46,12 @@ def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: I
             value = data.get(spec.key)
             if value is None:
                 continue
-            if spec.type.name == "user":
-                user_ids.add(value)
-            elif spec.type.name == "relation":
-                record_ids.add(value)
+            ids = {v for v in (value if isinstance(value, list) else [value])
+                   if isinstance(v, int) and not isinstance(v, bool)}
+            if spec.type.name in ("user", "users"):
+                user_ids |= ids
+            elif spec.type.name in ("relation", "relations"):
+                record_ids |= ids
     db = get_session()
     users = {uid: name for uid, name in db.execute(
         select(User.id, User.display_name).where(User.id.in_(user_ids)))} if user_ids else {}
@@ -97,47 +112,131 @@ def record_list(app_key: str, entity_key: str):
     pages = max((page.total + page_size - 1) // page_size, 1)
     return render_template("record_list.html", app=app, entity=entity, page=page, columns=columns,
                            filter_fields=filter_fields, ctx=ctx, page_number=page_number, pages=pages,
-                           error=error, nav=_nav(app), args=request.args)
+                           error=error, nav=_nav(app), args=request.args,
+                           other_forms=[f for f in catalog.forms_of(db, app, entity) if f["key"] != entity.key])
 
 
 def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     """Show and handle the generated form for a new or an existing record."""
     db = get_session()
-    compiled = compile_form(entity, catalog.form_for(db, app, entity), current_locale())
-    lookup_url = lambda target: url_for("runtime.lookup", app_key=app.key, entity_key=target)  # noqa: E731
+    form_key = request.args.get("form") or None
+    compiled = compile_form(entity, catalog.form_for(db, app, entity, form_key), current_locale())
+    situation = Situation(user_id=g.user.id, record_id=record.id if record else None,
+                          extra_visibility=compiled.section_conditions)
     conflict = None
     if request.method == "POST":
         form = compiled.form_class()
-        bind_choices(db, g.user, app, entity, compiled, form, lookup_url, translate("search"))
+        bind_choices(db, g.user, app, entity, compiled, form, _lookup_url(app), translate("search"))
         errors: dict[str, list[str]] = {}
+        values = form_values(form, compiled, entity)
+        file_errors = _receive_files(db, app, entity, compiled, values)
         try:
-            values = form_values(form, compiled)
+            if file_errors:
+                raise RecordValidationError(file_errors)
             if record is None:
-                record = records.create(db, g.user, g.cause, app, entity.key, values, locale=current_locale())
+                record = records.create(db, g.user, g.cause, app, entity.key, values, locale=current_locale(),
+                                        situation=situation)
             else:
                 records.update(db, g.user, g.cause, app, record, values,
-                               request.form.get("_version", type=int) or 0, locale=current_locale())
+                               request.form.get("_version", type=int) or 0, locale=current_locale(),
+                               situation=situation)
             db.commit()
             flash(translate("saved"), "success")
             return redirect(url_for("runtime.record_page", app_key=app.key, entity_key=entity.key,
                                     record_id=record.id))
         except RecordValidationError as exc:
             db.rollback()
-            errors = exc.fields  # the form's error summary says so; no flash as well
+            errors = {**exc.fields, **file_errors}  # the form's error summary says so; no flash as well
         except VersionConflict as exc:
             db.rollback()
             conflict = exc
             flash(exc.message, "error")
         status = 409 if conflict else 422
+        shown = {**(record.data if record else {}), **values}
     else:
-        values = record.data if record else {s.key: s.definition.get("default") for s in entity.fields}
-        form = compiled.form_class(formdata=None, data=initial_data(entity, compiled, values))
-        bind_choices(db, g.user, app, entity, compiled, form, lookup_url, translate("search"))
+        shown = record.data if record else defaults(entity, situation)
+        form = compiled.form_class(formdata=None, data=initial_data(entity, compiled, shown))
+        bind_choices(db, g.user, app, entity, compiled, form, _lookup_url(app), translate("search"))
         errors, status = {}, 200
     version = conflict.current_version if conflict else (record.version if record else None)
+    files = _file_items(db, app, entity, compiled, shown)
     return render_template("record_form.html", app=app, entity=entity, compiled=compiled, form=form,
                            record=record, errors=errors, attr_name=attr_name, version=version,
-                           conflict=conflict, nav=_nav(app)), status
+                           conflict=conflict, nav=_nav(app), files=files, form_key=form_key,
+                           logic=form_logic(entity, compiled, g.user.id, situation),
+                           locked={own for s in entity.fields if s.definition.get("fill_locked")
+                                   for own in s.definition.get("fill", {})},
+                           ctx=display_context(entity, [shown]), shown=shown), status
+
+
+def _lookup_url(app: App):
+    return lambda target: url_for("runtime.lookup", app_key=app.key, entity_key=target)
+
+
+def _receive_files(db, app: App, entity: CompiledEntity, compiled, values: dict) -> dict[str, list[str]]:
+    """Store the files and signatures sent with the form; their ids join ``values``.
+
+    Stored files are committed at once, so a form sent back with errors still holds them.
+    """
+    errors: dict[str, list[str]] = {}
+    store = storage_for(current_app)
+    for key in compiled.keys:
+        spec = entity.by_key[key]
+        if spec.type.name not in FILE_TYPES:
+            continue
+        name = attr_name(key)
+        ids = [int(v) for v in request.form.getlist(f"{name}-keep") if v.isdigit()]
+        try:
+            if spec.type.name == "signature":
+                drawn = request.form.get(name, "")
+                if drawn.startswith("data:"):
+                    ids = [files.save_signature(db, store, app, g.user, drawn).id]
+                elif drawn.isdigit():
+                    ids = [int(drawn)]
+                elif not drawn:
+                    ids = []
+            for upload in request.files.getlist(name):
+                if upload.filename:
+                    rules = files.FileRules(max_bytes=int(spec.definition.get("max_size_mb", 20) * files.MB),
+                                            accept=tuple(spec.definition.get("accept", ())),
+                                            images_only=spec.type.images_only)
+                    data = upload.stream.read(rules.max_bytes + 1)
+                    ids.append(files.save_upload(db, store, app, g.user, upload.filename, data,
+                                                 upload.mimetype, rules).id)
+        except files.FileRejected as exc:
+            errors[key] = [f"{text_of(spec.definition['label'], current_locale())}: {exc.message}"]
+        values[key] = ids
+    db.commit()
+    return errors
+
+
+def _file_items(db, app: App, entity: CompiledEntity, compiled, values: Mapping) -> dict[str, list[dict]]:
+    """The files each file field of the form holds, with names and download links."""
+    items: dict[str, list[dict]] = {}
+    for key in compiled.keys:
+        if entity.by_key[key].type.name in FILE_TYPES:
+            ids = [v["id"] if isinstance(v, dict) else v for v in values.get(key) or []]
+            found = files.existing_files(db, app.id, ids)
+            items[key] = [{**files.file_value(found[i]), "url": download_url(app.key, found[i])}
+                          for i in ids if i in found]
+    return items
+
+
+def form_logic(entity: CompiledEntity, compiled, user_id: int, situation: Situation) -> dict:
+    """What the browser needs to apply the form's conditions as the rep types (conditions.js)."""
+    fields = {}
+    for key in compiled.keys:
+        definition = entity.by_key[key].definition
+        rules = {k: definition[k] for k in ("visible_when", "required_when", "readonly_when") if k in definition}
+        if key in compiled.section_conditions:
+            rules["section_when"] = compiled.section_conditions[key]
+        if rules:
+            fields[attr_name(key)] = rules
+    computed = bool(entity.formulas or entity.row_formulas or any(
+        s.type.name == "lookup" or s.definition.get("fill") for s in entity.fields))
+    return {"kinds": {attr_name(k): v for k, v in entity.kinds.items()}, "fields": fields,
+            "today": situation.today.isoformat(), "now": situation.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "user": user_id, "computed": computed}
 
 
 @bp.route("/apps/<app_key>/<entity_key>/new", methods=["GET", "POST"])
@@ -204,13 +303,65 @@ def record_restore(app_key: str, entity_key: str, record_id: int):
     return redirect(url_for("runtime.record_page", app_key=app_key, entity_key=entity_key, record_id=record_id))
 
 
+@bp.route("/apps/<app_key>/<entity_key>/compute", methods=["POST"])
+@login_required
+def compute_preview(app_key: str, entity_key: str):
+    """Computed values and linked fields for a form being filled in, shown live as the rep types.
+
+    Nothing is stored: the server computes again when the record is saved, and that value is kept.
+    """
+    app = _app(app_key, Action.READ_RECORDS)
+    db = get_session()
+    entity = catalog.entity(db, app, entity_key)
+    compiled = compile_form(entity, catalog.form_for(db, app, entity, request.args.get("form") or None),
+                            current_locale())
+    record_id = request.args.get("record", type=int)
+    record = records.get(db, g.user, app, entity_key, record_id) if record_id else None
+    form = compiled.form_class()
+    values = form_values(form, compiled, entity)
+    situation = Situation(user_id=g.user.id, record_id=record_id, extra_visibility=compiled.section_conditions)
+    base = dict(record.data) if record else {}
+    document = preview(entity, values, base=base, resolver=records.DatabaseResolver(db, app), situation=situation)
+    ctx = display_context(entity, [document])
+    changed = request.args.get("changed", "")
+    out: dict = {"computed": {}, "filled": {}, "rows": {}}
+    for key in compiled.keys:
+        spec = entity.by_key[key]
+        if spec.type.computed:
+            out["computed"][attr_name(key)] = display_filter(document.get(key), spec, ctx)
+        if spec.type.name == "relation" and attr_name(key) == changed:
+            for own in spec.definition.get("fill", {}):
+                if own in compiled.keys:
+                    own_spec = entity.by_key[own]
+                    out["filled"][attr_name(own)] = own_spec.type.form_value(document.get(own), own_spec.definition)
+        if key in entity.row_formulas:
+            columns = {c["key"]: c for c in spec.definition["fields"]}
+            out["rows"][attr_name(key)] = [
+                {attr_name(c): display_filter(row.get(c), columns[c], ctx) for c, _ in entity.row_formulas[key]}
+                for row in document.get(key) or []]
+    db.rollback()
+    return jsonify(out)
+
+
 @bp.route("/apps/<app_key>/<entity_key>/lookup")
 @login_required
 def lookup(app_key: str, entity_key: str):
     """Search records of an entity by title, for relation pickers."""
     app = _app(app_key, Action.READ_RECORDS)
-    catalog.entity(get_session(), app, entity_key)
-    found = listing.lookup(get_session(), g.user, app, entity_key, request.args.get("q", ""))
+    target = catalog.entity(get_session(), app, entity_key)
+    where = {}
+    for name, raw in request.args.items():
+        key = name[len("where."):] if name.startswith("where.") else None
+        if key is None:
+            continue
+        spec = target.by_key.get(key)
+        if spec is None:
+            raise BadRequest(f"Cannot filter {entity_key} by '{key}': it has no such field.")
+        try:
+            where[key] = spec.type.coerce(raw, spec.definition)
+        except CoercionError as exc:
+            raise BadRequest(f"Filter on '{key}': the value {exc}.") from None
+    found = listing.lookup(get_session(), g.user, app, entity_key, request.args.get("q", ""), where=where)
     return jsonify([{"id": rid, "title": title} for rid, title in found])
 
 

@@ -20,7 +20,12 @@ function enhancePicker(select) {
   search.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(async () => {
-      const url = select.dataset.lookup + "?q=" + encodeURIComponent(search.value);
+      let url = select.dataset.lookup + "?q=" + encodeURIComponent(search.value);
+      // A relation's filter: only records whose fields match this form's current values.
+      for (const [theirs, own] of Object.entries(JSON.parse(select.dataset.filter || "{}"))) {
+        const input = select.form && select.form.elements[own];
+        if (input && input.value) url += "&where." + encodeURIComponent(theirs) + "=" + encodeURIComponent(input.value);
+      }
       const response = await fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
       if (!response.ok) return;
       const found = await response.json();

@@ -1,0 +1,120 @@
+"""Messages shown to reps, in English and Simplified Chinese.
+
+A message is written once in English with ``{placeholders}``; the English text is also the key of
+its translation (as in gettext). :func:`tr` fills in the placeholders in the reader's language.
+A test checks that every message the product can produce has a Chinese translation.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+ZH: dict[str, str] = {
+    # sentences around a field's label
+    "{label} {ending}.": "{label}{ending}。",
+    "Row {row} of {label}: {column} {ending}.": "{label}第 {row} 行：{column}{ending}。",
+    # type and shape
+    "must be text, got {value}": "必须是文本，当前为 {value}",
+    "must be {describes}, got {value}": "必须是{describes}，当前为 {value}",
+    "must be {describes}": "必须是{describes}",
+    "must be at most {limit} characters long": "最多 {limit} 个字符",
+    "must be at least {limit} characters long": "至少 {limit} 个字符",
+    "must be at least {limit}": "不能小于 {limit}",
+    "must be at most {limit}": "不能大于 {limit}",
+    "must be on or after {limit}": "不能早于 {limit}",
+    "must be on or before {limit}": "不能晚于 {limit}",
+    "needs at least {limit} choices": "至少选择 {limit} 项",
+    "allows at most {limit} choices": "最多选择 {limit} 项",
+    "must not repeat a choice": "选项不能重复",
+    "is not valid: {value}": "无效：{value}",
+    "is required": "为必填项",
+    "must be a whole number": "必须是整数",
+    "must be a whole number, got {value}": "必须是整数，当前为 {value}",
+    "allows at most {places} decimal places": "最多 {places} 位小数",
+    "allows at most 1 decimal place": "最多 1 位小数",
+    "is too large": "数值过大",
+    "must be one of: {names}; got {value}": "必须是以下之一：{names}；当前为 {value}",
+    "must be one of the listed choices, got {value}": "必须是列出的选项之一，当前为 {value}",
+    "must be a list of the listed choices, got {value}": "必须是列出的选项列表，当前为 {value}",
+    "must be {describes}; #{id} is not one": "必须是{describes}；#{id} 不是",
+    "must be a list, got {value}": "必须是列表，当前为 {value}",
+    "needs at least {limit} rows": "至少需要 {limit} 行",
+    "allows at most {limit} rows": "最多 {limit} 行",
+    "allows at most {limit} tags": "最多 {limit} 个标签",
+    "has a tag longer than {limit} characters": "有标签超过 {limit} 个字符",
+    "must be between 1 and {limit}": "必须在 1 到 {limit} 之间",
+    "must be a time like 14:30, got {value}": "必须是时间，例如 14:30，当前为 {value}",
+    "must be a duration like 1h 30m or 90 (minutes), got {value}":
+        "必须是时长，例如 1h 30m 或 90（分钟），当前为 {value}",
+    "must have a latitude between -90 and 90 and a longitude between -180 and 180":
+        "纬度必须在 -90 到 90 之间，经度必须在 -180 到 180 之间",
+    "needs both latitude and longitude": "需要同时填写纬度和经度",
+    "has an unknown part '{part}'; use {parts}": "包含未知部分 '{part}'；可用：{parts}",
+    "allows at most {limit} files": "最多 {limit} 个文件",
+    "refers to file #{id}, which was not uploaded to this app": "引用的文件 #{id} 未上传到此应用",
+    "must be a drawn signature": "必须是手写签名",
+    "is computed and cannot be typed in": "由系统计算，不能手动填写",
+    "already belongs to {title}": "已被 {title} 使用",
+    "is read-only now": "当前为只读",
+    "must be a record that matches {field}": "必须是与{field}匹配的记录",
+    # descriptions used inside the sentences above
+    "text": "文本",
+    "a whole number": "整数",
+    "a number": "数字",
+    "an amount of money": "金额",
+    "a percentage": "百分比",
+    "a date like 2026-03-31": "日期，例如 2026-03-31",
+    "a date and time like 2026-03-31 14:30": "日期时间，例如 2026-03-31 14:30",
+    "yes or no (true or false)": "是或否（true 或 false）",
+    "one of the listed choices": "列出的选项之一",
+    "an e-mail address like name@example.com": "邮箱地址，例如 name@example.com",
+    "a phone number of digits, spaces and dashes, with an optional leading +":
+        "电话号码，由数字、空格和连字符组成，可以 + 开头",
+    "a web address starting with http:// or https://": "以 http:// 或 https:// 开头的网址",
+    "an active member": "有效成员",
+    "a record you can see": "你可以查看的记录",
+    "active members": "有效成员",
+    "records you can see": "你可以查看的记录",
+    "a rating": "评分",
+    "a drawn signature": "手写签名",
+    "a value": "有效值",
+    "a duration": "时长",
+    "a time like 14:30": "时间，例如 14:30",
+    "a list of tags": "标签列表",
+    "an address": "地址",
+    "a location": "位置",
+    "a list of uploaded files": "已上传文件的列表",
+    "an uploaded image": "已上传的图片",
+    "a list of rows": "行的列表",
+}
+
+CATALOGS = {"zh-CN": ZH}
+
+
+def tr(locale: str, template: str, **params: Any) -> str:
+    """``template`` in ``locale`` with ``params`` filled in; English when there is no translation."""
+    text = CATALOGS.get(locale, {}).get(template, template)
+    return text.format(**params) if params else text
+
+
+class Message:
+    """A message not yet rendered: its English template and its parameters."""
+
+    __slots__ = ("template", "params")
+
+    def __init__(self, template: str, **params: Any):
+        self.template = template
+        self.params = params
+
+    def render(self, locale: str = "en") -> str:
+        params = {k: (v.render(locale) if isinstance(v, Message) else
+                      tr(locale, v) if k == "describes" else v) for k, v in self.params.items()}
+        return tr(locale, self.template, **params)
+
+    def __str__(self) -> str:
+        return self.render("en")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and (self.template, self.params) == (other.template, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.template)
