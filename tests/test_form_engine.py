@@ -369,3 +369,20 @@ def test_relation_filter_limits_choices_to_matching_records(client, db, admin, r
     assert client.get("/apps/shop/product/lookup?where.colour=red").status_code == 400
     page = client.get("/apps/shop/order/new").get_data(as_text=True)
     assert "data-filter=" in page and "f_product_category" in page
+
+
+def test_read_only_when_protects_stored_values(db, admin, rep, quotes):
+    body = quote_body()
+    next(f for f in body["fields"] if f["key"] == "discount")["readonly_when"] = {
+        "field": "stage", "op": "eq", "value": "sent"}
+    definitions.save_and_publish(db, admin, quotes, body)
+    db.commit()
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    quote = create(db, rep, quotes, title="Q", lines=LINES[:1], stage="sent", close_date=tomorrow, discount="5")
+    with pytest.raises(RecordValidationError) as caught:
+        records.update(db, rep, Cause.for_user(rep), quotes, quote, {"discount": "50"}, quote.version)
+    db.rollback()
+    assert caught.value.fields == {"discount": ["Discount is read-only now."]}
+    records.update(db, rep, Cause.for_user(rep), quotes, quote, {"title": "Renamed", "discount": "5"}, quote.version)
+    db.commit()
+    assert quote.data["title"] == "Renamed" and quote.data["discount"] == "5.0"

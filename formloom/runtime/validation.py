@@ -211,16 +211,15 @@ def _condition(entity: CompiledEntity, condition: Any, document: Mapping, situat
 
 def _keep_read_only(entity: CompiledEntity, document: dict, base: Mapping, given: set[str],
                     situation: Situation, errors: dict, locale: str) -> None:
+    """``readonly_when`` protects stored values: judged on the record as stored, before this change."""
+    if situation.record_id is None:
+        return
     for spec in entity.fields:
         condition = spec.definition.get("readonly_when")
-        if condition is None or spec.key not in given:
+        if condition is None or spec.key not in given or document.get(spec.key) == base.get(spec.key):
             continue
-        if _condition(entity, condition, base if situation.record_id else document, situation):
-            if document.get(spec.key) != base.get(spec.key):
-                if situation.record_id is None:
-                    _put(document, spec.key, base.get(spec.key))
-                else:
-                    errors.setdefault(spec.key, []).append(_sentence(spec, Message("is read-only now"), locale))
+        if _condition(entity, condition, base, situation):
+            errors.setdefault(spec.key, []).append(_sentence(spec, Message("is read-only now"), locale))
 
 
 def hidden_fields(entity: CompiledEntity, document: Mapping, situation: Situation) -> set[str]:
