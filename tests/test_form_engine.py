@@ -386,3 +386,49 @@ def test_read_only_when_protects_stored_values(db, admin, rep, quotes):
     records.update(db, rep, Cause.for_user(rep), quotes, quote, {"title": "Renamed", "discount": "5"}, quote.version)
     db.commit()
     assert quote.data["title"] == "Renamed" and quote.data["discount"] == "5.0"
+
+
+def test_twenty_concurrent_quote_submissions_get_twenty_consecutive_numbers(app, db, rep, quotes):
+    import threading
+
+    from formloom.platform.db import new_session
+    from formloom.platform.models import User
+
+    start = threading.Event()
+    numbers: list[str] = []
+    failures: list[BaseException] = []
+
+    def submit(i: int) -> None:
+        session = new_session(app, write=True)
+        try:
+            start.wait(timeout=30)
+            user = session.get(User, rep.id)
+            record = records.create(session, user, Cause.for_user(user), quotes, "quote",
+                                    {"title": f"Quote {i}", "lines": LINES[:1]})
+            session.commit()
+            numbers.append(record.data["number"])
+        except BaseException as exc:  # reported below with the numbers seen
+            failures.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    start.set()  # all at once
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+    prefix = f"QT-{date.today():%Y%m}-"
+    assert sorted(numbers) == [f"{prefix}{n:04d}" for n in range(1, 21)]
+
+
+def test_default_formula_gives_new_records_a_computed_start(db, admin, rep, quotes):
+    body = quote_body()
+    next(f for f in body["fields"] if f["key"] == "close_date")["default_formula"] = 'DATEADD(TODAY(), 1, "month")'
+    definitions.save_and_publish(db, admin, quotes, body)
+    db.commit()
+    quote = create(db, rep, quotes, title="Q", lines=LINES[:1])
+    today = date.today()
+    assert quote.data["close_date"] > today.isoformat()
+    assert quote.data["close_date"][:7] == f"{today.year + (today.month == 12):04d}-{today.month % 12 + 1:02d}"
