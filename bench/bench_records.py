@@ -37,11 +37,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="records per measurement (default 10000)")
     parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL URL to run on (private schemas, dropped after); default: SQLite in a temp dir")
+                        help="a PostgreSQL URL to run on (private schemas, dropped after); "
+                             "default: SQLite in a temp dir")
     parser.add_argument("--profile", action="store_true",
                         help="also run A under cProfile on another fresh database and print hotspots")
     parser.add_argument("--profile-top", type=int, default=25, help="rows of the profile to print")

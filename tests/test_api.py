@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from formloom.runtime.fields import FIELD_TYPES
-
 from formloom.platform.auth import Cause
 from formloom.runtime import records
+from formloom.runtime.fields import FIELD_TYPES
 from tests.factories import company_body, csrf_token, deal_body, login
 
 BASE = "/api/v1/apps/sales"

@@ -9,13 +9,13 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+import formloom.templates_library as templates_library
 from formloom.builder import definitions
 from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, NotFound
 from formloom.platform.models import App, Definition, Record
 from formloom.runtime import catalog
 from formloom.runtime.records import DatabaseResolver
 from formloom.runtime.validation import validate_values
-import formloom.templates_library as templates_library
 from formloom.templates_library import TEMPLATES_DIR, install, list_templates, load_template
 from formloom.templates_library.demo import load_demo_data
 from tests.factories import make_user

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -242,7 +243,8 @@ def check_logic(body: dict, entities: dict[str, dict]) -> Iterator[Problem]:
             if option in check:
                 yield from (Problem(p, m) for p, m in conditions.check(check[option], kinds, f"$.checks[{i}].{option}"))
         if check.get("field") and check["field"] not in by_key:
-            yield Problem(f"$.checks[{i}].field", f"Check names field '{check['field']}', which this entity does not have.")
+            yield Problem(f"$.checks[{i}].field",
+                          f"Check names field '{check['field']}', which this entity does not have.")
 
 
 def _check_row_formulas(table: dict, path: str, field_info) -> Iterator[Problem]:
@@ -293,8 +295,8 @@ def _check_links(f: dict, path: str, by_key: dict, entities: dict[str, dict]) ->
                 if target and there not in target_keys:
                     yield Problem(f"{path}.{option}.{own}", f"Field '{key}' {option}s with '{there}', which "
                                                             f"entity '{f['target']}' does not have.")
-    if f["type"] in ("select", "multiselect") and f.get("filter_by"):
-        if f["filter_by"] not in by_key or f["filter_by"] == key:
+    if f["type"] in ("select", "multiselect") and f.get("filter_by") and (
+            f["filter_by"] not in by_key or f["filter_by"] == key):
             yield Problem(f"{path}.filter_by", f"Field '{key}' is filtered by '{f['filter_by']}', which is not "
                                                f"another field of this entity.")
 

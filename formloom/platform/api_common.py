@@ -40,6 +40,6 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 
 def require(body: dict, key: str, kind: type, hint: str) -> Any:
     value = body.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise BadRequest(f"'{key}' is required: {hint}.")
     return value

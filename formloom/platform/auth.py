@@ -46,15 +46,15 @@ class Cause:
     ref: str | None = None
 
     @classmethod
-    def for_user(cls, user: User) -> "Cause":
+    def for_user(cls, user: User) -> Cause:
         return cls(CauseKind.USER, user.id)
 
     @classmethod
-    def for_token(cls, token: ApiToken) -> "Cause":
+    def for_token(cls, token: ApiToken) -> Cause:
         return cls(CauseKind.API_TOKEN, token.user_id, f"token:{token.id}")
 
     @classmethod
-    def for_cli(cls, user: User | None, command: str) -> "Cause":
+    def for_cli(cls, user: User | None, command: str) -> Cause:
         return cls(CauseKind.CLI, user.id if user else None, command)
 
 

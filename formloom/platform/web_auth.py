@@ -1,8 +1,8 @@
 """Who is asking: the logged-in user (cookie session) or an API token (Bearer)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 from urllib.parse import urlparse
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for

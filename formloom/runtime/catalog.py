@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from formloom.platform.errors import NotFound
 from formloom.platform.auth import Action, authorize
+from formloom.platform.errors import NotFound
 from formloom.platform.models import App, Definition, DefinitionVersion, User
 from formloom.runtime.compiler import CompiledEntity, compile_entity
 from formloom.runtime.labels import text_of
@@ -76,7 +76,8 @@ def _related_bodies(session: Session, app: App, body: dict) -> dict[str, dict]:
     targets = {f["target"] for f in body["fields"] if f["type"] in ("relation", "relations")}
     related = {}
     for target in sorted(targets):
-        row = body if target == body["key"] else getattr(published_version(session, app, "entity", target), "body", None)
+        published = None if target == body["key"] else published_version(session, app, "entity", target)
+        row = body if target == body["key"] else getattr(published, "body", None)
         if row is not None:
             related[target] = row
     return related

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
-from formloom.runtime.messages import Message
 from jsonschema import Draft202012Validator, ValidationError, validators
 
 from formloom.runtime.fields import FIELD_TYPES, FieldType
+from formloom.runtime.messages import Message
 
 log = logging.getLogger(__name__)
 

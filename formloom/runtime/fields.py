@@ -8,18 +8,39 @@ from __future__ import annotations
 
 import json
 import random
-from abc import ABC, abstractmethod
 import re
-from dataclasses import dataclass, field as dc_field
-from datetime import date, datetime, timedelta, timezone
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from wtforms import (BooleanField, FieldList, Form, FormField, HiddenField, MultipleFileField, RadioField,
-                     SelectField, SelectMultipleField, StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    MultipleFileField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.widgets import CheckboxInput, ListWidget
-from wtforms.widgets import DateInput, DateTimeLocalInput, EmailInput, NumberInput, TelInput, TimeInput, URLInput
+from wtforms.widgets import (
+    CheckboxInput,
+    DateInput,
+    DateTimeLocalInput,
+    EmailInput,
+    ListWidget,
+    NumberInput,
+    TelInput,
+    TimeInput,
+    URLInput,
+)
 
 from formloom.platform.errors import Problem
 from formloom.runtime.labels import text_of
@@ -99,7 +120,7 @@ class FieldType(ABC):
         props.update(self.options)
         return {"properties": props}
 
-    def check(self, field: dict, path: str, ctx: "CheckContext") -> list[Problem]:
+    def check(self, field: dict, path: str, ctx: CheckContext) -> list[Problem]:
         """Cross-field checks of one field definition beyond its meta-schema."""
         problems = []
         lo, hi = field.get("min"), field.get("max")
@@ -463,8 +484,8 @@ class DateTime(FieldType):
         else:
             raise self.invalid(raw)
         if moment.tzinfo is None:  # form input carries no zone: read it as UTC
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def form_value(self, value, field):
         return "" if value is None else value[:16]
@@ -476,7 +497,7 @@ class DateTime(FieldType):
         return "" if value is None else value[:16].replace("T", " ") + " UTC"
 
     def sample(self, field, rng):
-        moment = datetime(2026, 1, 1, 9, tzinfo=timezone.utc) + timedelta(minutes=15 * rng.randint(0, 35000))
+        moment = datetime(2026, 1, 1, 9, tzinfo=UTC) + timedelta(minutes=15 * rng.randint(0, 35000))
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -513,7 +534,8 @@ class Boolean(FieldType):
     def display(self, value, field, ctx):
         if value is None:
             return ""
-        return {True: {"en": "Yes", "zh-CN": "是"}, False: {"en": "No", "zh-CN": "否"}}[value].get(ctx.locale, "Yes" if value else "No")
+        words = {True: {"en": "Yes", "zh-CN": "是"}, False: {"en": "No", "zh-CN": "否"}}[value]
+        return words.get(ctx.locale, words["en"])
 
     def sample(self, field, rng):
         return rng.random() < 0.5
@@ -778,7 +800,8 @@ class Time(FieldType):
         return f"{rng.randint(8, 18):02d}:{rng.choice(['00', '15', '30', '45'])}"
 
 
-DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)\s*(?:h|hr|hrs|hours?|小时))?\s*(?:(\d+)\s*(?:m|min|mins|minutes?|分钟?))?$", re.I)
+DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)\s*(?:h|hr|hrs|hours?|小时))?"
+                         r"\s*(?:(\d+)\s*(?:m|min|mins|minutes?|分钟?))?$", re.IGNORECASE)
 
 
 class Duration(FieldType):
@@ -821,7 +844,8 @@ class Duration(FieldType):
         hours, minutes = divmod(value, 60)
         if ctx.locale == "zh-CN":
             return (f"{hours}小时" if hours else "") + (f"{minutes}分钟" if minutes or not hours else "")
-        return " ".join(part for part in (f"{hours}h" if hours else "", f"{minutes}m" if minutes or not hours else "") if part)
+        parts = (f"{hours}h" if hours else "", f"{minutes}m" if minutes or not hours else "")
+        return " ".join(part for part in parts if part)
 
     def form_field(self, field, label, locale):
         return StringField(label, render_kw={**self.render_kw(field, locale), "placeholder": "1h 30m"})
@@ -874,7 +898,8 @@ class Tags(FieldType):
         return ", ".join(value or [])
 
     def sample(self, field, rng):
-        return rng.sample(["vip", "urgent", "渠道", "partner", "renewal"], rng.randint(1, 3))[:field.get("max_items", 20)]
+        tags = rng.sample(["vip", "urgent", "渠道", "partner", "renewal"], rng.randint(1, 3))
+        return tags[:field.get("max_items", 20)]
 
 
 # --- composite values ------------------------------------------------------------------------
@@ -936,7 +961,8 @@ class Address(Composite):
 
     def schema(self, field):
         return {"type": "object", "additionalProperties": False, "minProperties": 1,
-                "properties": {part: {"type": "string", "minLength": 1, "maxLength": 200} for part in self.parts(field)}}
+                "properties": {part: {"type": "string", "minLength": 1, "maxLength": 200}
+                               for part in self.parts(field)}}
 
     def coerce_present(self, raw, field):
         if isinstance(raw, str):
@@ -1296,7 +1322,8 @@ class Table(FieldType):
 
     name = "table"
     label = {"en": "Sub-table", "zh-CN": "子表单"}
-    example = {"fields": [{"key": "item", "type": "text", "label": "Item", "required": True}, {"key": "qty", "type": "integer", "label": "Qty", "min": 1}]}
+    example = {"fields": [{"key": "item", "type": "text", "label": "Item", "required": True},
+                          {"key": "qty", "type": "integer", "label": "Qty", "min": 1}]}
     options = {"fields": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"$ref": "#/$defs/field"}},
                "min_rows": {"type": "integer", "minimum": 0, "maximum": 1000},
                "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000}}

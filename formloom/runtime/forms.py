@@ -6,8 +6,9 @@ WTForms does not decide validity here: it carries the typed strings to and from 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flask_wtf import FlaskForm
 from sqlalchemy import select

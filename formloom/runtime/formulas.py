@@ -498,7 +498,8 @@ def _arith_kind(op: str, a: str, b: str) -> str:
     """Result kind of ``a op b``, or FormulaError for a combination that can never work."""
     for kind in (a, b):
         if kind == "boolean":
-            raise FormulaError(f"Arithmetic ('{op}') on yes/no values is not allowed; use IF to turn them into numbers.")
+            raise FormulaError(f"Arithmetic ('{op}') on yes/no values is not allowed; "
+                               "use IF to turn them into numbers.")
         if kind == "text":
             raise FormulaError(f"Arithmetic ('{op}') on text is not allowed; use CONCAT to join texts.")
     if "any" in (a, b):

@@ -4,10 +4,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import and_, exists, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import Session

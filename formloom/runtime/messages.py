@@ -99,7 +99,7 @@ def tr(locale: str, template: str, **params: Any) -> str:
 class Message:
     """A message not yet rendered: its English template and its parameters."""
 
-    __slots__ = ("template", "params")
+    __slots__ = ("params", "template")
 
     def __init__(self, template: str, **params: Any):
         self.template = template

@@ -15,9 +15,11 @@ Every problem is collected, keyed by field, in the reader's language.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
-from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping, Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 from formloom.platform.errors import RecordValidationError
 from formloom.runtime import conditions
@@ -42,7 +44,7 @@ class ReferenceResolver(Protocol):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass

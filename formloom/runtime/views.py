@@ -1,27 +1,26 @@
 """The reps' pages: apps, record lists, generated forms and record pages with their history."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from formloom.platform.api_common import BadRequest
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
 from formloom.platform.errors import RecordValidationError, VersionConflict
 from formloom.platform.models import App, Record, User
-from formloom.platform.web_auth import login_required
-from formloom.runtime import catalog, listing, records
-from formloom.runtime.compiler import CompiledEntity
 from formloom.platform.storage import storage_for
-from formloom.runtime import files
-from formloom.platform.api_common import BadRequest
+from formloom.platform.web_auth import login_required
+from formloom.runtime import catalog, files, listing, records
+from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import FILE_TYPES, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
-from formloom.runtime.validation import Situation, defaults, preview
 from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale, translate
 from formloom.runtime.labels import text_of
+from formloom.runtime.validation import Situation, defaults, preview
 
 bp = Blueprint("runtime", __name__, template_folder="templates")
 

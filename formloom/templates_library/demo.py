@@ -7,7 +7,7 @@ The data is made by a ``random.Random(seed)``: the same seed and ``today`` give 
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -272,7 +272,7 @@ def _follow_ups(rng: random.Random, maker: _Maker, customer_id: int, opportunity
         method = rng.choice(list(FOLLOW_UPS))
         subject = rng.choice(FOLLOW_UPS[method])[0 if chinese else 1]
         moment = datetime.combine(until - timedelta(days=ago),
-                                  time(rng.randint(9, 17), rng.choice([0, 15, 30, 45])), tzinfo=timezone.utc)
+                                  time(rng.randint(9, 17), rng.choice([0, 15, 30, 45])), tzinfo=UTC)
         last = i == len(days_ago) - 1
         next_step, next_date = None, None
         if last and stage in OPEN_STAGES:

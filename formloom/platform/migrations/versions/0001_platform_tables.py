@@ -4,10 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-27
 """
-from alembic import op
 import sqlalchemy as sa
-import formloom.platform.db
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import formloom.platform.db
 
 revision = '0001'
 down_revision = None
