@@ -432,3 +432,12 @@ def test_default_formula_gives_new_records_a_computed_start(db, admin, rep, quot
     today = date.today()
     assert quote.data["close_date"] > today.isoformat()
     assert quote.data["close_date"][:7] == f"{today.year + (today.month == 12):04d}-{today.month % 12 + 1:02d}"
+
+
+def test_record_page_leaves_out_fields_hidden_by_their_conditions(client, db, rep, quotes):
+    draft = create(db, rep, quotes, title="Draft quote", lines=LINES[:1], stage="draft")
+    lost = create(db, rep, quotes, title="Lost quote", lines=LINES[:1], stage="lost", lost_reason="Too pricey")
+    login(client, "rep")
+    assert "Why was it lost?" not in client.get(f"/apps/quotes/quote/{draft.id}").get_data(as_text=True)
+    page = client.get(f"/apps/quotes/quote/{lost.id}").get_data(as_text=True)
+    assert "Why was it lost?" in page and "Too pricey" in page

@@ -20,7 +20,7 @@ from formloom.runtime.files_views import download_url
 from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale, translate
 from formloom.runtime.labels import text_of
-from formloom.runtime.validation import Situation, defaults, preview
+from formloom.runtime.validation import Situation, defaults, hidden_fields, preview
 
 bp = Blueprint("runtime", __name__, template_folder="templates")
 
@@ -269,7 +269,9 @@ def record_page(app_key: str, entity_key: str, record_id: int):
     actor_ids = {c.actor_id for c in changes if c.actor_id} | {record.owner_id} - {None}
     ctx = display_context(entity, [record.data] + [_diff_side(c.diff, i) for c in changes for i in (0, 1)],
                           actor_ids)
+    hidden = hidden_fields(entity, record.data, Situation(user_id=g.user.id, record_id=record.id))
     return render_template("record_page.html", app=app, entity=entity, record=record, form_body=form_body,
+                           hidden=hidden,
                            removed=removed, changes=changes, ctx=ctx, past_fields=past_fields,
                            nav=_nav(app))
 
