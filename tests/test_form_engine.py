@@ -441,3 +441,14 @@ def test_record_page_leaves_out_fields_hidden_by_their_conditions(client, db, re
     assert "Why was it lost?" not in client.get(f"/apps/quotes/quote/{draft.id}").get_data(as_text=True)
     page = client.get(f"/apps/quotes/quote/{lost.id}").get_data(as_text=True)
     assert "Why was it lost?" in page and "Too pricey" in page
+
+
+def test_form_with_too_many_rows_is_refused_not_cut(client, rep, quotes):
+    login(client, "rep")
+    rows = {}
+    for i in range(51):
+        rows[f"f_lines-{i}-f_product"] = f"P{i}"
+        rows[f"f_lines-{i}-f_qty"] = "1"
+    response = form_post(client, "/apps/quotes/quote/new", {"f_title": "Many", "f_stage": "draft", **rows})
+    assert response.status_code == 422
+    assert "Line items allows at most 50 rows." in response.get_data(as_text=True)

@@ -1374,6 +1374,7 @@ class Table(FieldType):
         if not isinstance(raw, list):
             raise CoercionError("must be a list, got {value}", value=_value_repr(raw))
         rows, problems = [], []
+        keys = {c["key"] for c in self.columns(field)}
         for number, item in enumerate(raw, start=1):
             if not isinstance(item, dict):
                 problems.append((number, "", Message("must be a list, got {value}", value=_value_repr(item))))
@@ -1390,7 +1391,7 @@ class Table(FieldType):
                     continue
                 if value is not None:
                     row[column["key"]] = value
-            unknown = [k for k in item if k not in {c["key"] for c in self.columns(field)}]
+            unknown = [k for k in item if k not in keys]
             if unknown:
                 problems.append((number, unknown[0], Message("is not valid: {value}", value=_value_repr(unknown[0]))))
             if row or any(not _blank(v) for v in item.values()):
@@ -1412,8 +1413,8 @@ class Table(FieldType):
         attrs = {attr_name(c["key"]): FIELD_TYPES[c["type"]].form_field(c, text_of(c["label"], locale), locale)
                  for c in self.columns(field)}
         row_form = type(f"Row_{field['key']}", (Form,), attrs)
-        return FieldList(FormField(row_form), label=label, min_entries=max(field.get("min_rows", 0), 1),
-                         max_entries=field.get("max_rows", 200))
+        # No max_entries: WTForms would drop extra rows silently; the schema refuses them instead.
+        return FieldList(FormField(row_form), label=label, min_entries=max(field.get("min_rows", 0), 1))
 
     def from_form(self, data, field):
         return [{key[2:]: value for key, value in row.items()} for row in data or []]
