@@ -266,7 +266,7 @@ def test_compute_preview_returns_totals_and_linked_fields(client, db, rep, quote
     body = response.get_json()
     assert body["computed"]["f_total"] == "¥60.07"
     assert body["computed"]["f_net"] == "¥54.06"
-    assert body["computed"]["f_tier"] == "b"
+    assert body["computed"]["f_tier"] == "B"  # shown like the customer's own field: its option label
     assert body["filled"]["f_contact_phone"] == "+86 138-0000-0001"
     assert body["rows"]["f_lines"] == [{"f_amount": "¥59.97"}, {"f_amount": "¥0.10"}]
 

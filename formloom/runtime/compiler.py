@@ -129,6 +129,14 @@ def _lookup_target(field: Mapping, by_key: Mapping, related: Mapping[str, Mappin
     return next((f for f in body["fields"] if f["key"] == field.get("field")), None) if body else None
 
 
+def _with_lookup_target(field: Mapping, by_key: Mapping, related: Mapping[str, Mapping]) -> dict:
+    """A lookup's definition, with the definition of the field it shows (to display its values)."""
+    if field["type"] != "lookup":
+        return dict(field)
+    target = _lookup_target(field, by_key, related)
+    return {**field, "shows": dict(target)} if target else dict(field)
+
+
 def formula_fields(fields: list, related: Mapping[str, Mapping]):
     """What formulas may refer to: every field with its kind, columns and related fields."""
     from formloom.runtime.formulas import FieldInfo
@@ -206,8 +214,10 @@ def _compile(body: Mapping, version: int, checksum: str, related: Mapping[str, M
         log.warning("Formulas of %s v%s do not compile any more: %s", body["key"], version, exc)
         formulas, rows, defaults = (), {}, {}
     schema = entity_schema(body)
+    by_key = {f["key"]: f for f in body["fields"]}
     fields = tuple(
-        CompiledField(f["key"], FIELD_TYPES[f["type"]], MappingProxyType(dict(f)), schema["properties"][f["key"]])
+        CompiledField(f["key"], FIELD_TYPES[f["type"]], MappingProxyType(_with_lookup_target(f, by_key, related)),
+                      schema["properties"][f["key"]])
         for f in body["fields"]
     )
     return CompiledEntity(

@@ -1240,6 +1240,9 @@ class Lookup(FieldType):
         return StringField(label, render_kw={"readonly": True, "data-computed": "1"})
 
     def display(self, value, field, ctx):
+        shows = field.get("shows")  # the related field's definition, added when compiled
+        if shows and shows.get("type") in FIELD_TYPES and value is not None:
+            return FIELD_TYPES[shows["type"]].display(value, shows, ctx)
         if isinstance(value, dict):
             return ", ".join(str(v) for v in value.values())
         if isinstance(value, list):
