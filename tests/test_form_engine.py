@@ -13,18 +13,10 @@ from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.errors import RecordValidationError
 from formloom.runtime import records
-from tests.factories import csrf_token, login, make_quote_app, quote_body
+from tests.factories import csrf_token, login, quote_body
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
        b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
-
-
-@pytest.fixture
-def quotes(db, admin, rep):
-    app = make_quote_app(db, admin)
-    auth.grant_app(db, rep, app)
-    db.commit()
-    return app
 
 
 def create(db, user, app, entity="quote", locale="en", **values):
@@ -145,7 +137,7 @@ def test_sub_table_rows_are_validated_with_row_and_column(db, rep, quotes):
 
 
 def test_min_rows_is_enforced_and_blank_rows_do_not_count(db, rep, quotes):
-    expected = {"lines": ["Line items needs at least 1 rows."]}
+    expected = {"lines": ["Line items needs at least 1 row."]}
     assert rejected(db, rep, quotes, title="Q") == expected
     assert rejected(db, rep, quotes, title="Q", lines=[{"product": "", "qty": "", "price": ""}]) == expected
 
@@ -452,3 +444,15 @@ def test_form_with_too_many_rows_is_refused_not_cut(client, rep, quotes):
     response = form_post(client, "/apps/quotes/quote/new", {"f_title": "Many", "f_stage": "draft", **rows})
     assert response.status_code == 422
     assert "Line items allows at most 50 rows." in response.get_data(as_text=True)
+
+
+def test_choosing_another_customer_on_an_existing_quote_previews_the_new_customers_values(client, db, rep, quotes):
+    acme = create(db, rep, quotes, "customer", name="Acme", phone="+86 138-0000-0001")
+    globex = create(db, rep, quotes, "customer", name="Globex", phone="+86 138-0000-0002")
+    quote = create(db, rep, quotes, title="Q", lines=LINES[:1], customer=acme.id)
+    login(client, "rep")
+    token = csrf_token(client, f"/apps/quotes/quote/{quote.id}/edit")
+    response = client.post(f"/apps/quotes/quote/compute?changed=f_customer&record={quote.id}",
+                           headers={"X-CSRFToken": token},
+                           data={"f_customer": str(globex.id), "f_contact_phone": "+86 138-0000-0001"})
+    assert response.get_json()["filled"]["f_contact_phone"] == "+86 138-0000-0002"

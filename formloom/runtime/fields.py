@@ -1312,6 +1312,13 @@ TABLE_COLUMN_TYPES = ("text", "textarea", "integer", "decimal", "currency", "per
                       "select", "user", "relation", "email", "phone", "url", "time", "rating", "formula")
 
 
+def rows_message(bound: str, limit: int) -> Message:
+    """The sub-table row bound ("min" or "max") as a sentence ending, singular or plural."""
+    if bound == "min":
+        return Message("needs at least 1 row") if limit == 1 else Message("needs at least {limit} rows", limit=limit)
+    return Message("allows at most 1 row") if limit == 1 else Message("allows at most {limit} rows", limit=limit)
+
+
 class RowErrors(CoercionError):
     """Problems in a sub-table's rows: ``(row number from 1, column key, message)``."""
 
@@ -1405,9 +1412,9 @@ class Table(FieldType):
 
     def message(self, keyword, value, field, limit):
         if keyword == "minItems":
-            return Message("needs at least {limit} rows", limit=limit)
+            return rows_message("min", limit)
         if keyword == "maxItems":
-            return Message("allows at most {limit} rows", limit=limit)
+            return rows_message("max", limit)
         return super().message(keyword, value, field, limit)
 
     def form_field(self, field, label, locale):

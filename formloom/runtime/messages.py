@@ -38,6 +38,8 @@ ZH: dict[str, str] = {
     "must be {describes}; #{id} is not one": "必须是{describes}；#{id} 不是",
     "must be a list, got {value}": "必须是列表，当前为 {value}",
     "needs at least {limit} rows": "至少需要 {limit} 行",
+    "needs at least 1 row": "至少需要 1 行",
+    "allows at most 1 row": "最多 1 行",
     "allows at most {limit} rows": "最多 {limit} 行",
     "allows at most {limit} tags": "最多 {limit} 个标签",
     "has a tag longer than {limit} characters": "有标签超过 {limit} 个字符",

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from formloom.platform.errors import RecordValidationError
 from formloom.runtime import conditions
 from formloom.runtime.compiler import CUSTOM_KEYWORDS, CompiledEntity, CompiledField
-from formloom.runtime.fields import FILE_TYPES, REFERENCE_TYPES, CoercionError, RowErrors
+from formloom.runtime.fields import FILE_TYPES, REFERENCE_TYPES, CoercionError, RowErrors, rows_message
 from formloom.runtime.labels import text_of
 from formloom.runtime.messages import Message, tr
 
@@ -379,7 +379,7 @@ def _required_errors(entity: CompiledEntity, document: dict, hidden: set[str], s
         if required or (condition is not None and _condition(entity, condition, document, situation)):
             yield spec.key, _sentence(spec, Message("is required"), locale)
         elif spec.definition.get("min_rows"):
-            yield spec.key, _sentence(spec, Message("needs at least {limit} rows", limit=spec.definition["min_rows"]),
+            yield spec.key, _sentence(spec, rows_message("min", spec.definition["min_rows"]),
                                       locale)
 
 

@@ -320,11 +320,15 @@ def compute_preview(app_key: str, entity_key: str):
     record = records.get(db, g.user, app, entity_key, record_id) if record_id else None
     form = compiled.form_class()
     values = form_values(form, compiled, entity)
+    changed = request.args.get("changed", "")
+    for spec in entity.fields:  # a relation just chosen fills its linked fields afresh
+        if spec.type.name == "relation" and attr_name(spec.key) == changed:
+            for own in spec.definition.get("fill", {}):
+                values.pop(own, None)
     situation = Situation(user_id=g.user.id, record_id=record_id, extra_visibility=compiled.section_conditions)
     base = dict(record.data) if record else {}
     document = preview(entity, values, base=base, resolver=records.DatabaseResolver(db, app), situation=situation)
     ctx = display_context(entity, [document])
-    changed = request.args.get("changed", "")
     out: dict = {"computed": {}, "filled": {}, "rows": {}}
     for key in compiled.keys:
         spec = entity.by_key[key]

@@ -159,15 +159,18 @@
   }
 
   // --- computed values and linked fields ----------------------------------------------------
-  // Asked from the server (POST data-compute), 250 ms after the rep stops typing. Answers that
-  // arrive out of order are dropped, and a linked field the rep typed into after the question
-  // was sent keeps what the rep typed.
+  // Asked from the server (POST data-compute), 250 ms after the rep stops typing. The computed
+  // values of an answer that arrives after a newer one are dropped, and a linked field the rep
+  // typed into after the question was sent keeps what the rep typed.
   let computeTimer = null;
   let pendingChanged = "";
   let editClock = 0;
   let asked = 0;
   let answered = 0;
   const editedAt = {};
+  // What choosing a record filled in, by the relation's input name: choosing another record
+  // replaces those values unless the rep has changed them since.
+  const filledBy = {};
 
   function noteEdit(name) {
     if (!name) return;
@@ -200,8 +203,13 @@
       data.delete(pad.name);  // a drawn signature is large and never used in a computation
     }
     const url = new URL(form.dataset.compute, window.location.href);
-    if (pendingChanged) url.searchParams.set("changed", pendingChanged);
+    const changed = pendingChanged;
+    if (changed) url.searchParams.set("changed", changed);
     pendingChanged = "";
+    for (const [name, text] of Object.entries(filledBy[changed] || {})) {
+      const el = form.elements[name];
+      if (el && el.value === text) data.set(name, "");  // still as filled: let the new record fill it
+    }
     const question = ++asked;
     const sentAt = editClock;
     let result;
@@ -215,10 +223,12 @@
     } catch (error) {
       return;  // offline or leaving the page: the server computes again when the record is saved
     }
+    const filled = {};
     for (const [name, value] of Object.entries(result.filled || {})) {
       if ((editedAt[name] || 0) > sentAt) continue;
-      fill(name, value, sentAt);
+      Object.assign(filled, fill(name, value, sentAt));
     }
+    if (changed && result.filled) filledBy[changed] = filled;
     if (question < answered) {  // a newer answer already shows the computed values
       apply();
       return;
@@ -244,13 +254,18 @@
     return meta ? meta.content : "";
   }
 
+  // Puts a linked value into its inputs; returns {input name: value now shown} of the text inputs.
   function fill(name, value, sentAt) {
+    const shown = {};
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       for (const [part, text] of Object.entries(value)) {
         const el = form.elements[`${name}-${part}`];
-        if (el && (editedAt[el.name] || 0) <= sentAt) el.value = text === null ? "" : text;
+        if (el && (editedAt[el.name] || 0) <= sentAt) {
+          el.value = text === null ? "" : text;
+          shown[el.name] = el.value;
+        }
       }
-      return;
+      return shown;
     }
     for (const el of inputsOf(name)) {
       if (el.type === "checkbox") el.checked = Boolean(value);
@@ -260,8 +275,12 @@
         option.textContent = String(value);
         el.appendChild(option);
         el.value = String(value);
-      } else el.value = value === null ? "" : value;
+      } else {
+        el.value = value === null ? "" : value;
+        if (!el.multiple && el.type !== "radio") shown[el.name] = el.value;
+      }
     }
+    return shown;
   }
 
   // --- sub-table rows -------------------------------------------------------------------------
@@ -367,7 +386,7 @@
         input.value = canvas.toDataURL("image/png");
         const previous = box.querySelector(".signature-image");  // the new drawing replaces it
         if (previous) previous.remove();
-        box.classList.add("is-signed");
+        box.classList.remove("has-image");
         input.dispatchEvent(new Event("change", { bubbles: true }));
       }
       drawing = false;
@@ -381,7 +400,7 @@
       input.value = "";
       const image = box.querySelector(".signature-image");
       if (image) image.remove();
-      box.classList.remove("is-signed");
+      box.classList.remove("has-image");  // the pad shows again, ready for a new signature
       input.dispatchEvent(new Event("change", { bubbles: true }));
     });
   }
