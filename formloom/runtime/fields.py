@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from wtforms import (
@@ -43,7 +43,7 @@ from wtforms.widgets import (
 )
 
 from formloom.platform.errors import Problem
-from formloom.runtime.labels import text_of
+from formloom.runtime.labels import LOCALES, text_of
 from formloom.runtime.messages import Message
 
 
@@ -77,6 +77,12 @@ INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 GROUPED_DECIMAL_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 INTEGER_LIMIT = 2**53 - 1  # exact in JavaScript and in JSON readers of every kind
+ID_LIMIT = 2**31 - 1  # record, user and file ids are 32-bit integers in the database
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also accepts '²' and '①', which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def select_choices(pairs: list[tuple[str, str]], blank: bool = False) -> list[SelectChoice]:
@@ -84,13 +90,32 @@ def select_choices(pairs: list[tuple[str, str]], blank: bool = False) -> list[Se
     return ([SelectChoice("", "—")] if blank else []) + [SelectChoice(v, label) for v, label in pairs]
 
 
+def refuse_nul(raw: Any) -> None:
+    """Text holding NUL (U+0000) cannot be stored (PostgreSQL refuses it in JSON); say so."""
+    if isinstance(raw, str):
+        if "\x00" in raw:
+            raise CoercionError("contains a NUL character (U+0000), which cannot be stored; remove it")
+    elif isinstance(raw, dict):
+        for key, value in raw.items():
+            refuse_nul(key)
+            refuse_nul(value)
+    elif isinstance(raw, list):
+        for value in raw:
+            refuse_nul(value)
+
+
 def _blank(raw: Any) -> bool:
     return raw is None or (isinstance(raw, str) and raw.strip() == "") or raw == []
 
 
 def _value_repr(raw: Any) -> str:
-    text = raw if isinstance(raw, str) else repr(raw)
-    return f"'{text[:60]}'" if isinstance(raw, str) else text[:60]
+    """The value as the person sent it: text in quotes, anything else as JSON (true, null, ...)."""
+    if isinstance(raw, str):
+        return f"'{raw[:60]}'"
+    try:
+        return json.dumps(raw, ensure_ascii=False, default=str)[:60]
+    except ValueError:  # NaN, infinities, circular values
+        return repr(raw)[:60]
 
 
 class FieldType(ABC):
@@ -137,6 +162,7 @@ class FieldType(ABC):
         """Turn input from a form (strings) or JSON into the stored value; None means empty."""
         if _blank(raw):
             return None
+        refuse_nul(raw)
         return self.coerce_present(raw, field)
 
     def coerce_present(self, raw: Any, field: dict) -> Any:
@@ -214,8 +240,8 @@ class Text(FieldType):
 
     def sample(self, field, rng):
         limit = field.get("max_length", self.default_max)
-        text = f"{rng.choice(self.words)} {rng.randint(1, 999)}"
-        return text[:limit].rjust(field.get("min_length", 0), "x")
+        text = f"{rng.choice(self.words)} {rng.randint(1, 999)}"[:limit].strip()
+        return text.ljust(field.get("min_length", 0), "x")
 
 
 class Textarea(Text):
@@ -294,9 +320,9 @@ class Integer(FieldType):
     def schema(self, field):
         schema = {"type": "integer", "minimum": -INTEGER_LIMIT, "maximum": INTEGER_LIMIT}
         if "min" in field:
-            schema["minimum"] = field["min"]
+            schema["minimum"] = max(field["min"], -INTEGER_LIMIT)
         if "max" in field:
-            schema["maximum"] = field["max"]
+            schema["maximum"] = min(field["max"], INTEGER_LIMIT)
         return schema
 
     def coerce_present(self, raw, field):
@@ -319,7 +345,8 @@ class Integer(FieldType):
         return "" if value is None else f"{value:,}"
 
     def sample(self, field, rng):
-        return rng.randint(field.get("min", 0), field.get("max", max(field.get("min", 0), 0) + 1000))
+        lo = field.get("min", min(0, field.get("max", 0)))
+        return rng.randint(lo, field.get("max", max(lo, 0) + 1000))
 
 
 class DecimalNumber(FieldType):
@@ -347,21 +374,26 @@ class DecimalNumber(FieldType):
     def coerce_present(self, raw, field):
         number = self.parse(raw)
         places = self.places(field)
-        exponent = number.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > places:
+        if abs(number) >= Decimal(10) ** 18:
+            raise CoercionError("is too large")
+        step = Decimal(1).scaleb(-places)
+        exact = number.quantize(step)
+        if exact != number:  # "5.00" fits no places; "5.01" does not (never a silent rounding)
             if places == 0:
                 raise CoercionError("must be a whole number")
             raise CoercionError("allows at most 1 decimal place" if places == 1 else
                                   "allows at most {places} decimal places", places=places)
-        if abs(number) >= Decimal(10) ** 18:
-            raise CoercionError("is too large")
-        return f"{number.quantize(Decimal(1).scaleb(-places)):f}"
+        return f"{exact.copy_abs() if exact.is_zero() else exact:f}"  # never "-0.00"
 
     def parse(self, raw: Any) -> Decimal:
         if isinstance(raw, bool):
             raise self.invalid(raw)
-        if isinstance(raw, (int, float)):
-            raw = repr(raw) if isinstance(raw, float) else str(raw)
+        if isinstance(raw, float):
+            if raw != raw or raw in (float("inf"), float("-inf")):
+                raise self.invalid(raw)
+            return Decimal(repr(raw))  # the shortest digits of the float: 0.1 is exactly 0.1
+        if isinstance(raw, int):
+            raw = str(raw)
         if isinstance(raw, str):
             text = raw.strip().replace(" ", "")
             if GROUPED_DECIMAL_RE.match(text):
@@ -389,11 +421,14 @@ class DecimalNumber(FieldType):
         return super().message(keyword, value, field, limit)
 
     def sample(self, field, rng):
-        lo = Decimal(str(field.get("min", 0)))
-        hi = Decimal(str(field.get("max", lo + 100000)))
         step = Decimal(1).scaleb(-self.places(field))
+        hi_given = Decimal(str(field["max"])) if "max" in field else None
+        lo = Decimal(str(field["min"])) if "min" in field else min(Decimal(0), hi_given or Decimal(0))
+        lo = lo.quantize(step, rounding=ROUND_CEILING)  # the first value on the grid that is >= min
+        hi = hi_given if hi_given is not None else lo + 100000
         span = int((hi - lo) / step)
-        return f"{(lo + step * rng.randint(0, max(span, 0))).quantize(step):f}"
+        value = (lo + step * rng.randint(0, max(span, 0))).quantize(step)
+        return f"{value.copy_abs() if value.is_zero() else value:f}"
 
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$"}
@@ -458,7 +493,11 @@ class Date(FieldType):
         return StringField(label, widget=DateInput(), render_kw=self.render_kw(field, locale))
 
     def sample(self, field, rng):
-        return (date(2026, 1, 1) + timedelta(days=rng.randint(0, 364))).isoformat()
+        lo = date.fromisoformat(field["min"]) if "min" in field else None
+        hi = date.fromisoformat(field["max"]) if "max" in field else None
+        start = lo or (min(hi, date(2026, 1, 1)) if hi else date(2026, 1, 1))
+        days = (hi - start).days if hi else 364
+        return (start + timedelta(days=rng.randint(0, max(days, 0)))).isoformat()
 
 
 class DateTime(FieldType):
@@ -485,7 +524,12 @@ class DateTime(FieldType):
             raise self.invalid(raw)
         if moment.tzinfo is None:  # form input carries no zone: read it as UTC
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            moment = moment.astimezone(UTC)
+        except (OverflowError, ValueError):  # an offset that leaves years 1-9999
+            raise self.invalid(raw) from None
+        return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+                f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
 
     def form_value(self, value, field):
         return "" if value is None else value[:16]
@@ -517,7 +561,7 @@ class Boolean(FieldType):
         return {"type": "boolean"}
 
     def coerce(self, raw, field):
-        if raw is None or raw == "":
+        if _blank(raw):
             return None
         if isinstance(raw, bool):
             return raw
@@ -617,7 +661,7 @@ class Select(FieldType):
 
     def message(self, keyword, value, field, limit):
         if keyword == "enum":
-            names = ", ".join(label for _, label in self.choices(field, "en"))
+            names = {locale: ", ".join(label for _, label in self.choices(field, locale)) for locale in LOCALES}
             return Message("must be one of: {names}; got {value}", names=names, value=_value_repr(value))
         return super().message(keyword, value, field, limit)
 
@@ -661,6 +705,12 @@ class MultiSelect(Select):
         labels = dict(self.choices(field, ctx.locale))
         return ", ".join(labels.get(v, v) for v in value or [])
 
+    def check(self, field, path, ctx):
+        problems = super().check(field, path, ctx)
+        if field.get("min_items", 0) > field.get("max_items", len(field.get("options", [])) or 1):
+            problems.append(Problem(f"{path}.min_items", f"Field '{field['key']}' has min_items above max_items."))
+        return problems
+
     def sample(self, field, rng):
         values = self.values(field)
         low = max(field.get("min_items", 1), 1)
@@ -678,14 +728,14 @@ class Reference(FieldType):
     numeric = True
 
     def schema(self, field):
-        return {"type": "integer", "minimum": 1}
+        return {"type": "integer", "minimum": 1, "maximum": ID_LIMIT}
 
     def coerce_present(self, raw, field):
         if isinstance(raw, bool):
             raise self.invalid(raw)
         if isinstance(raw, int):
             return raw
-        if isinstance(raw, str) and raw.strip().isdigit():
+        if isinstance(raw, str) and ascii_digits(raw.strip()) and len(raw.strip()) < 12:
             return int(raw.strip())
         raise self.invalid(raw)
 
@@ -773,7 +823,7 @@ class Rating(Integer):
         return rng.randint(1, self.stars(field))
 
 
-TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::\d{2})?$")
+TIME_RE = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::[0-9]{2})?$")
 
 
 class Time(FieldType):
@@ -822,7 +872,7 @@ class Duration(FieldType):
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
         text = raw.strip() if isinstance(raw, str) else ""
-        if text.isdigit() and len(text) < 9:
+        if ascii_digits(text) and len(text) < 9:
             return int(text)
         clock = re.match(r"^(\d{1,5}):([0-5]\d)$", text)
         if clock:
@@ -851,7 +901,7 @@ class Duration(FieldType):
         return StringField(label, render_kw={**self.render_kw(field, locale), "placeholder": "1h 30m"})
 
     def sample(self, field, rng):
-        return rng.choice([15, 30, 45, 60, 90, 120])
+        return min(rng.choice([15, 30, 45, 60, 90, 120]), field.get("max", 10**7))
 
 
 class Tags(FieldType):
@@ -899,7 +949,8 @@ class Tags(FieldType):
 
     def sample(self, field, rng):
         tags = rng.sample(["vip", "urgent", "渠道", "partner", "renewal"], rng.randint(1, 3))
-        return tags[:field.get("max_items", 20)]
+        short = list(dict.fromkeys(t[:field.get("max_length", 50)] for t in tags))
+        return short[:field.get("max_items", 20)]
 
 
 # --- composite values ------------------------------------------------------------------------
@@ -940,6 +991,7 @@ class Composite(FieldType):
     def coerce(self, raw, field):
         if _blank(raw) or (isinstance(raw, dict) and all(_blank(v) for v in raw.values())):
             return None
+        refuse_nul(raw)
         return self.coerce_present(raw, field)
 
 
@@ -1079,9 +1131,9 @@ class Attachment(FieldType):
         items, seen = [], set()
         for item in raw:
             file_id = item.get("id") if isinstance(item, dict) else item
-            if isinstance(file_id, str) and file_id.strip().isdigit():
+            if isinstance(file_id, str) and ascii_digits(file_id.strip()) and len(file_id.strip()) < 12:
                 file_id = int(file_id)
-            if isinstance(file_id, bool) or not isinstance(file_id, int) or file_id < 1:
+            if isinstance(file_id, bool) or not isinstance(file_id, int) or not 1 <= file_id <= ID_LIMIT:
                 raise self.invalid(raw)
             if file_id not in seen:
                 seen.add(file_id)
@@ -1264,7 +1316,8 @@ class Members(Member):
     filter_ops = ("contains",)
 
     def schema(self, field):
-        return {"type": "array", "uniqueItems": True, "maxItems": 100, "items": {"type": "integer", "minimum": 1}}
+        return {"type": "array", "uniqueItems": True, "maxItems": 100,
+                "items": {"type": "integer", "minimum": 1, "maximum": ID_LIMIT}}
 
     def coerce_present(self, raw, field):
         if not isinstance(raw, list):
@@ -1387,7 +1440,8 @@ class Table(FieldType):
         keys = {c["key"] for c in self.columns(field)}
         for number, item in enumerate(raw, start=1):
             if not isinstance(item, dict):
-                problems.append((number, "", Message("must be a list, got {value}", value=_value_repr(item))))
+                problems.append((number, "", Message("must be a row of column values, got {value}",
+                                                     value=_value_repr(item))))
                 continue
             row = {}
             for column in self.columns(field):
@@ -1404,7 +1458,9 @@ class Table(FieldType):
             unknown = [k for k in item if k not in keys]
             if unknown:
                 problems.append((number, unknown[0], Message("is not valid: {value}", value=_value_repr(unknown[0]))))
-            if row or any(not _blank(v) for v in item.values()):
+            # An untouched row of the HTML form (blank, or only an unticked box) is no row.
+            if any(v is not False for v in row.values()) or any(
+                    not _blank(v) and v is not False for v in item.values()):
                 rows.append(row)
         if problems:
             raise RowErrors(problems)
@@ -1440,7 +1496,8 @@ class Table(FieldType):
         return f"{len(value or [])}"
 
     def sample(self, field, rng):
-        count = rng.randint(max(field.get("min_rows", 0), 1), min(field.get("max_rows", 200), 5))
+        low = max(field.get("min_rows", 0), 1)
+        count = rng.randint(low, max(low, min(field.get("max_rows", 200), 5)))
         rows = []
         for _ in range(count):
             row = {}

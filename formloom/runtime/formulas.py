@@ -1325,7 +1325,8 @@ def _store_number(value: Any, places: int) -> str:
     if not isinstance(value, Decimal):
         raise FormulaRuntimeError(f"{_ONE_NAMES[kind_of(value)].capitalize()} cannot be stored as a number.")
     exponent = Decimal((0, (1,), -places))
-    return format(value.quantize(exponent, rounding=ROUND_HALF_UP, context=Context(prec=80)), "f")
+    stored = value.quantize(exponent, rounding=ROUND_HALF_UP, context=Context(prec=80))
+    return format(stored.copy_abs() if stored.is_zero() else stored, "f")  # never "-0.00"
 
 
 def _store_as(kinds: tuple[str, ...], convert: Callable[[Any], Any]) -> Callable[[Any, int], Any]:

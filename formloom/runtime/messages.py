@@ -57,6 +57,11 @@ ZH: dict[str, str] = {
     "is computed and cannot be typed in": "由系统计算，不能手动填写",
     "already belongs to {title}": "已被 {title} 使用",
     "is read-only now": "当前为只读",
+    "'{key}' is not a field of {entity}; remove it or use one of: {keys}.":
+        "'{key}' 不是{entity}的字段；请删除它，或使用以下字段之一：{keys}。",
+    "contains a NUL character (U+0000), which cannot be stored; remove it": "包含无法保存的 NUL 字符 (U+0000)，请删除",
+    "Row {row} of {label}: {ending}.": "{label}第 {row} 行：{ending}。",
+    "must be a row of column values, got {value}": "必须是一行各列的值，当前为 {value}",
     "must be a record that matches {field}": "必须是与{field}匹配的记录",
     # descriptions used inside the sentences above
     "text": "文本",
@@ -109,7 +114,8 @@ class Message:
 
     def render(self, locale: str = "en") -> str:
         params = {k: (v.render(locale) if isinstance(v, Message) else
-                      tr(locale, v) if k == "describes" else v) for k, v in self.params.items()}
+                      tr(locale, v) if k == "describes" else
+                      v.get(locale, v.get("en")) if isinstance(v, dict) else v) for k, v in self.params.items()}
         return tr(locale, self.template, **params)
 
     def __str__(self) -> str:

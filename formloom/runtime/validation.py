@@ -80,8 +80,8 @@ def validate_values(entity: CompiledEntity, raw: Mapping[str, Any], *, base: Map
     for key, value in raw.items():
         field = entity.by_key.get(key)
         if field is None:
-            errors[key] = [f"'{key}' is not a field of {text_of(entity.body['label'], locale)}; "
-                           f"remove it or use one of: {', '.join(entity.by_key)}."]
+            errors[key] = [tr(locale, "'{key}' is not a field of {entity}; remove it or use one of: {keys}.",
+                              key=key, entity=text_of(entity.body["label"], locale), keys=", ".join(entity.by_key))]
             continue
         if field.type.computed:
             continue  # the server's value is the one stored
@@ -103,8 +103,9 @@ def validate_values(entity: CompiledEntity, raw: Mapping[str, Any], *, base: Map
     hidden = _apply_visibility(entity, document, situation)
     compute(entity, document, situation, resolver)
 
+    refused = set(errors)  # input that did not even parse: its schema errors would only repeat it
     for key, message in _schema_errors(entity, document, locale):
-        if key not in errors or message not in errors[key]:
+        if key not in refused and message not in errors.get(key, []):
             errors.setdefault(key, []).append(message)
     for key, message in _cascade_errors(entity, document, locale):
         errors.setdefault(key, []).append(message)
@@ -166,6 +167,9 @@ def _sentence(field: CompiledField, ending: Message | str, locale: str) -> str:
 
 
 def _row_sentence(field: CompiledField, row: int, column: str, ending: Message, locale: str) -> str:
+    if not column:
+        return tr(locale, "Row {row} of {label}: {ending}.", row=row, label=text_of(field.definition["label"], locale),
+                  ending=ending.render(locale))
     columns = {c["key"]: c for c in field.definition.get("fields", [])}
     name = text_of(columns[column]["label"], locale) if column in columns else column
     return tr(locale, "Row {row} of {label}: {column} {ending}.", row=row,
