@@ -34,9 +34,13 @@ COMPANY = {"formloom": 1, "kind": "entity", "key": "company", "label": "Company"
            "fields": [{"key": "name", "type": "text", "label": "Company name", "required": True}]}
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON; the case files are read by other tools too")
+
+
 def load_cases() -> list[tuple[str, dict]]:
     return [(path.stem, case) for path in sorted(CASES.glob("*.json"))
-            for case in json.loads(path.read_text(encoding="utf-8"))]
+            for case in json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)]
 
 
 ALL_CASES = load_cases()
