@@ -7,10 +7,7 @@
   starts with the field's label.
 * No input makes the JSON API or the generated HTML form answer 500.
 
-Known product bugs are kept out of the random input (see ``KNOWN``) and pinned by the strict
-``xfail`` tests at the end of this file: when a bug is fixed, its test passes unexpectedly and
-fails the run, and the matching restriction should be lifted. Inputs that once failed stay as
-plain regression tests.
+Inputs that once broke the product are kept as plain regression tests at the end of this file.
 """
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ import json
 import random
 import re
 from datetime import date, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import pytest
@@ -52,33 +49,6 @@ NOT_AN_OPTION = "not-an-option"  # option values are drawn from [a-z0-9], so thi
 FORMULAS = {"1 + 1": "2.00", "2 * 3": "6.00", "10 / 4": "2.50"}  # constant expressions, their stored values
 
 # Known bugs kept out of the random input; each is pinned by an xfail test below.
-KNOWN = {
-    "big_ids": "Reference.coerce_present and Members.coerce_present accept any integer id (and digit text up to "
-               "11 characters); the schema refuses ids above 2**31-1, but _reference_errors still looks them up: "
-               "PostgreSQL fails 'integer out of range' from 2**31, SQLite overflows from 2**63 (a 500)",
-    "surrogate": "text holding a lone UTF-16 surrogate ('\\ud800', valid JSON escape) is accepted: PostgreSQL "
-                 "refuses it (a 500); SQLite stores it, then the record page and the list fail to encode it "
-                 "(UnicodeEncodeError), or the insert fails when it is the title",
-    "search_nul": "listing.list_records: a search ?q= holding NUL reaches PostgreSQL, which refuses it (a 500); "
-                  "filters already refuse NUL with a 400",
-    "definition_nul": "definitions are stored as JSONB too: a NUL in a label is accepted by check_definition and "
-                      "PostgreSQL refuses it (a 500)",
-    "column_refs": "member and related-record columns of a sub-table are never looked up (_reference_errors "
-                   "walks top-level fields only): ids of no member, or of records of no entity, are stored",
-    "keep_ids": "views._receive_files takes kept file ids of up to 10 digits; when the form is shown again, "
-                "_file_items looks them up and PostgreSQL fails 'integer out of range' above 2**31-1 (a 500)",
-    "decimal_sample_max_places": "DecimalNumber.sample with only a max of more places than the field's "
-                                 "(max -0.001, 2 places) rounds the start up to 0.00, above max",
-    "percent_sample_max": "Percent.sample adds min 0 before the field's options: with only a negative max "
-                          "(max -1) it gives 0.0, above max",
-    "false_only_rows": "a sub-table row whose only values are unticked boxes (False) is dropped as untouched, "
-                       "but Table.sample makes such rows (a table of checkbox columns): the sample does not "
-                       "validate to itself, and fails min_rows",
-    "multiselect_options": "check_definition accepts min_items above the number of options (with a larger "
-                           "max_items): no value fits, and MultiSelect.sample gives fewer than min_items",
-}
-
-
 def body_of(fields: list[dict], key: str = "t", label: Any = "T") -> dict:
     return {"formloom": 1, "kind": "entity", "key": key, "label": label, "fields": fields}
 
@@ -145,9 +115,6 @@ def options_of(draw, type_name: str) -> dict:
             opts["max"] = on_grid(high, bound_places)
         if "min" in opts and "max" in opts:
             assume(low.quantize(grid, rounding=ROUND_CEILING) <= high)
-        elif "max" in opts:  # KNOWN["decimal_sample_max_places"], KNOWN["percent_sample_max"]
-            top = high.quantize(grid, rounding=ROUND_FLOOR)
-            opts["max"] = on_grid(abs(top) if type_name == "percent" else top, places)
         if type_name == "currency" and maybe():
             opts["currency"] = draw(st.sampled_from(["CNY", "USD", "EUR", "JPY"]))
     elif type_name == "date":
@@ -162,7 +129,7 @@ def options_of(draw, type_name: str) -> dict:
             count = len(opts["options"])
             if maybe():
                 opts["max_items"] = draw(st.integers(1, count + 2))
-            if maybe():  # at most the number of options: KNOWN["multiselect_options"]
+            if maybe():
                 opts["min_items"] = draw(st.integers(0, min(count, opts.get("max_items", count))))
     elif type_name == "rating":
         if maybe():
@@ -194,7 +161,7 @@ def options_of(draw, type_name: str) -> dict:
 @st.composite
 def columns(draw) -> list[dict]:
     types = draw(st.lists(st.sampled_from(COLUMN_TYPES), min_size=1, max_size=4))
-    if all(t in ("formula", "boolean") for t in types):  # rows would be blank: KNOWN["false_only_rows"]
+    if all(t == "formula" for t in types):  # rows would be blank
         types.append(draw(st.sampled_from([t for t in COLUMN_TYPES if t not in ("formula", "boolean")])))
     keys = draw(st.lists(KEYS, min_size=len(types), max_size=len(types), unique=True))
     return [{"key": k, "type": t, "label": draw(LABELS), **draw(options_of(t))}
@@ -444,13 +411,13 @@ def fuzz_fields() -> list[dict]:
 
 FUZZ_FIELDS = fuzz_fields()
 FUZZ_KEYS = [f["key"] for f in FUZZ_FIELDS]
-ID_KEYS = {f["key"] for f in FUZZ_FIELDS if f["type"] in REFERENCE_TYPES}  # KNOWN["big_ids"]
+ID_KEYS = {f["key"] for f in FUZZ_FIELDS if f["type"] in REFERENCE_TYPES}
 PART_KEYS = ["lat", "lng", "province", "city", "district", "street", "postcode", "country", "id", "name",
              "product", "qty", "price", "unit", "when", "who", "amount"]
 FUZZ = "/api/v1/apps/fuzz/records/thing"
 
-# Any character but lone surrogates (KNOWN["surrogate"]); NUL, '²' and '①' often.
-SAFE_CHARS = st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("\x00²①٣１"))
+# Any character, lone surrogates included; NUL, '²' and '①' often.
+SAFE_CHARS = st.one_of(st.characters(), st.sampled_from("\x00²①٣１\ud800"))
 SAFE_TEXT = st.text(alphabet=SAFE_CHARS, max_size=30)
 TRICKY = ["", " ", "\t", "0", "-0", "1", "-1", "1.5", "1,234.50", ".5", "1e3", "NaN", "Infinity", "true",
           "false", "on", "off", "yes", "2026-02-29", "2028-02-29", "2026-03-01T09:30+08:00", "2026-03-01 09:30",
@@ -466,7 +433,7 @@ def small_number_text(text: str, bound: int) -> bool:
 
 
 def json_values(int_bound: int | None = None):
-    """Any JSON value (bounded ids where the database would overflow: KNOWN["big_ids"])."""
+    """Any JSON value (ints optionally bounded)."""
     ints = st.integers() if int_bound is None else st.integers(-int_bound, int_bound)
     strings = STRINGS if int_bound is None else STRINGS.filter(lambda text: small_number_text(text, int_bound))
     scalars = st.one_of(st.none(), st.booleans(), ints, st.floats(), strings)
@@ -614,14 +581,11 @@ def form_samples(seeds: int = 5) -> dict[str, list[str]]:
 FORM_NAMES = form_names()
 FORM_SAMPLES = form_samples()
 FORM_STRINGS = st.one_of(st.text(alphabet=SAFE_CHARS, max_size=20), st.sampled_from(TRICKY))
-# KNOWN["big_ids"] and KNOWN["keep_ids"]
 ID_NAMES = {f"f_{key}" for key in ID_KEYS} | {n for n in FORM_NAMES if n.endswith("-keep")} | {"f_signature"}
 
 
 def form_strings(name: str):
     strings = FORM_STRINGS
-    if name in ID_NAMES:
-        strings = strings.filter(lambda text: small_number_text(text, 2**31 - 1))
     return st.one_of(strings, st.sampled_from(FORM_SAMPLES[name])) if FORM_SAMPLES.get(name) else strings
 
 
@@ -667,6 +631,9 @@ def _sample_round_trips(field: dict, seeds: int = 60) -> None:
     {"type": "tags", "max_length": 3},  # "renewal"
     {"type": "duration", "max": 20},  # up to 120
     {"type": "table", "min_rows": 10, "fields": [{"key": "a", "type": "text", "label": "A"}]},  # randint(10, 5)
+    {"type": "decimal", "max": -0.001},  # the start rounded up to 0.00, above max
+    {"type": "percent", "max": -1},  # the default min 0 won
+    {"type": "table", "min_rows": 1, "fields": [{"key": "done", "type": "boolean", "label": "Done"}]},
 ], ids=lambda field: json.dumps(field))
 def test_regression_sample_is_valid_for_its_definition(field):
     _sample_round_trips(field)
@@ -717,45 +684,30 @@ def test_regression_untouched_sub_table_row_with_a_checkbox_does_not_block_savin
     assert response.status_code == 302, re.findall(r'<p class="error"[^>]*>(.*?)</p>', response.get_data(as_text=True))
 
 
-# --- known bugs, pinned ------------------------------------------------------------------------
-
-def known_bug(request, bug: str) -> None:
-    """Mark this test a strict xfail: it shows the bug ``bug`` of KNOWN."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN[bug]))
-
-
-def on_postgresql(request) -> bool:
-    return request.node.callspec.params.get("database_url") == "postgresql"
-
+# --- inputs that once broke the product --------------------------------------------------------
 
 @pytest.mark.parametrize("payload", [
     {"owner": 2**63}, {"partners": [10**20]}, {"owner": 2**31}, {"owner": "2147483648"}, {"company": "99999999999"},
 ], ids=lambda payload: json.dumps(payload))
-def test_known_bug_big_reference_ids_are_refused(client, fuzz, request, payload):
-    known_bug(request, "big_ids")  # PostgreSQL: a 500; SQLite: a second message, or a 500 from 2**63
+def test_regression_big_reference_ids_are_refused(client, fuzz, request, payload):
     response = client.post(FUZZ, json={"data": payload}, headers=fuzz)
     assert response.status_code == 422, response.get_data(as_text=True)
     # one message: the id is out of range, so it is not looked up as well
     assert len(response.get_json()["error"]["fields"][next(iter(payload))]) == 1
 
 
-def test_known_bug_lone_surrogate_is_refused(client, fuzz, request):
-    known_bug(request, "surrogate")
+def test_regression_lone_surrogate_is_refused(client, fuzz, request):
     response = client.post(FUZZ, data='{"data": {"name": "\\ud800"}}', content_type="application/json",
                            headers=fuzz)
     assert response.status_code == 422, response.get_data(as_text=True)
 
 
-def test_known_bug_search_with_nul(client, fuzz, request):
-    if on_postgresql(request):
-        known_bug(request, "search_nul")
+def test_regression_search_with_nul(client, fuzz, request):
     response = client.get(f"{FUZZ}?q=%00", headers=fuzz)
     assert response.status_code in (200, 400), response.get_data(as_text=True)
 
 
-def test_known_bug_definition_with_nul(client, db, admin, admin_headers, request):
-    if on_postgresql(request):
-        known_bug(request, "definition_nul")
+def test_regression_definition_with_nul(client, db, admin, admin_headers, request):
     definitions.create_app(db, admin, "defs", "Defs")
     db.commit()
     body = body_of([{"key": "name", "type": "text", "label": "Na\x00me"}], key="thing")
@@ -763,8 +715,7 @@ def test_known_bug_definition_with_nul(client, db, admin, admin_headers, request
     assert response.status_code in (200, 422), response.get_data(as_text=True)
 
 
-def test_known_bug_sub_table_member_and_record_columns_are_looked_up(client, db, admin, request):
-    known_bug(request, "column_refs")
+def test_regression_sub_table_member_and_record_columns_are_looked_up(client, db, admin, request):
     app = definitions.create_app(db, admin, "cols", "Cols")
     definitions.save_and_publish(db, admin, app, company_body())
     definitions.save_and_publish(db, admin, app, body_of([
@@ -777,27 +728,15 @@ def test_known_bug_sub_table_member_and_record_columns_are_looked_up(client, db,
     assert response.status_code == 422, response.get_data(as_text=True)
 
 
-def test_known_bug_multiselect_min_items_above_the_options_is_refused(request):
-    known_bug(request, "multiselect_options")
+def test_regression_multiselect_min_items_above_the_options_is_refused(request):
     field = {"key": "m", "type": "multiselect", "label": "M", "min_items": 3, "max_items": 5,
              "options": [{"value": "a", "label": "A"}, {"value": "b", "label": "B"}]}
     assert problems_of(body_of([field])) != []
 
 
-@pytest.mark.parametrize("field, bug", [
-    ({"type": "decimal", "max": -0.001}, "decimal_sample_max_places"),
-    ({"type": "percent", "max": -1}, "percent_sample_max"),
-    ({"type": "table", "min_rows": 1, "fields": [{"key": "done", "type": "boolean", "label": "Done"}]},
-     "false_only_rows"),
-], ids=lambda v: v if isinstance(v, str) else "")
-def test_known_bug_sample_is_valid_for_its_definition(request, field, bug):
-    known_bug(request, bug)
-    _sample_round_trips(field)
 
 
-def test_known_bug_kept_file_ids_beyond_the_id_range(client, form_token, request):
-    if on_postgresql(request):
-        known_bug(request, "keep_ids")
+def test_regression_kept_file_ids_beyond_the_id_range(client, form_token, request):
     response = client.post("/apps/fuzz/thing/new", data={"csrf_token": form_token, "f_name": "x" * 41,
                                                           "f_attachments-keep": "9999999999"})
     assert response.status_code == 422, response.get_data(as_text=True)[:2000]

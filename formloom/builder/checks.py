@@ -20,6 +20,7 @@ METASCHEMAS = Path(__file__).parent / "metaschemas"
 KINDS_AVAILABLE = ("app", "entity", "form")
 KINDS_RESERVED = ("pipeline", "rule", "view", "dashboard")
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
+UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
 
 
@@ -76,9 +77,31 @@ def check_definition(body: Any, ctx: AppContext) -> list[Problem]:
     if kind not in KINDS_AVAILABLE:
         return [Problem("$.kind", f"Unknown kind {kind!r}; use one of: "
                                   f"{', '.join(KINDS_AVAILABLE + KINDS_RESERVED)}.")]
+    problems = list(_unstorable_text(body, "$"))
+    if problems:
+        return problems
     problems = list(_metaschema_problems(kind, body))
     problems.extend(CROSS_CHECKS[kind](body, ctx, {p.path for p in problems}))
     return _dedupe(problems)
+
+
+def _unstorable_text(value: Any, path: str) -> Iterator[Problem]:
+    """Text that cannot be stored: NUL characters and lone surrogates (anywhere in the body)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            broken = "\x00" in value
+        except UnicodeEncodeError:  # a lone UTF-16 surrogate
+            broken = True
+        if broken:
+            yield Problem(path, UNSTORABLE)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable_text(key, path)
+            yield from _unstorable_text(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unstorable_text(item, f"{path}[{i}]")
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

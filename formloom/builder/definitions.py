@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from formloom.builder.checks import KINDS_AVAILABLE, KINDS_RESERVED, AppContext, check_definition
+from formloom.builder.checks import KINDS_AVAILABLE, KINDS_RESERVED, UNSTORABLE, AppContext, check_definition
 from formloom.platform.db import utcnow
 from formloom.platform.errors import Conflict, DefinitionError, FormloomError, NotFound, Problem
 from formloom.platform.models import App, Definition, DefinitionVersion, User
@@ -86,8 +86,8 @@ def save_draft(session: Session, actor: User | None, app: App, kind: str, key: s
                body: Any) -> tuple[Definition, list[Problem]]:
     """Save ``body`` as the draft (kept even when it has problems) and return its problems."""
     problems = check(session, app, kind, key, body)
-    if not isinstance(body, dict) or kind in KINDS_RESERVED:
-        raise DefinitionError(problems)
+    if not isinstance(body, dict) or kind in KINDS_RESERVED or any(p.message == UNSTORABLE for p in problems):
+        raise DefinitionError(problems)  # nothing to keep, or text the database cannot hold
     definition = catalog.get_definition(session, app, kind, key)
     if definition is None:
         definition = Definition(app_id=app.id, kind=kind, key=key)

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from wtforms import (
@@ -95,6 +95,12 @@ def refuse_nul(raw: Any) -> None:
     if isinstance(raw, str):
         if "\x00" in raw:
             raise CoercionError("contains a NUL character (U+0000), which cannot be stored; remove it")
+        if not raw.isascii():
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError:  # a lone UTF-16 surrogate such as "\ud800"
+                raise CoercionError(
+                    "contains a broken character (a lone surrogate), which cannot be stored; remove it") from None
     elif isinstance(raw, dict):
         for key, value in raw.items():
             refuse_nul(key)
@@ -423,8 +429,12 @@ class DecimalNumber(FieldType):
     def sample(self, field, rng):
         step = Decimal(1).scaleb(-self.places(field))
         hi_given = Decimal(str(field["max"])) if "max" in field else None
-        lo = Decimal(str(field["min"])) if "min" in field else min(Decimal(0), hi_given or Decimal(0))
-        lo = lo.quantize(step, rounding=ROUND_CEILING)  # the first value on the grid that is >= min
+        if "min" in field:
+            lo = Decimal(str(field["min"])).quantize(step, rounding=ROUND_CEILING)  # first grid value >= min
+        elif hi_given is not None and hi_given < 0:
+            lo = hi_given.quantize(step, rounding=ROUND_FLOOR) - 100  # below a negative max
+        else:
+            lo = Decimal(0)
         hi = hi_given if hi_given is not None else lo + 100000
         span = int((hi - lo) / step)
         value = (lo + step * rng.randint(0, max(span, 0))).quantize(step)
@@ -455,6 +465,8 @@ class Percent(DecimalNumber):
     default_precision = 1
 
     def sample(self, field, rng):
+        if "max" in field and Decimal(str(field["max"])) < 0:
+            return super().sample(field, rng)
         return super().sample({"min": 0, "max": 100, **field}, rng)
 
     def display(self, value, field, ctx):
@@ -707,8 +719,10 @@ class MultiSelect(Select):
 
     def check(self, field, path, ctx):
         problems = super().check(field, path, ctx)
-        if field.get("min_items", 0) > field.get("max_items", len(field.get("options", [])) or 1):
-            problems.append(Problem(f"{path}.min_items", f"Field '{field['key']}' has min_items above max_items."))
+        most = min(field.get("max_items", len(field.get("options", []))), len(field.get("options", [])))
+        if field.get("min_items", 0) > most:
+            problems.append(Problem(f"{path}.min_items", f"Field '{field['key']}' has min_items above max_items "
+                                                         f"or above the number of options ({most})."))
         return problems
 
     def sample(self, field, rng):
@@ -733,7 +747,9 @@ class Reference(FieldType):
     def coerce_present(self, raw, field):
         if isinstance(raw, bool):
             raise self.invalid(raw)
-        if isinstance(raw, int):
+        if isinstance(raw, str) and ascii_digits(raw.strip()) and len(raw.strip()) < 12:
+            raw = int(raw.strip())
+        if isinstance(raw, int) and 1 <= raw <= ID_LIMIT:
             return raw
         if isinstance(raw, str) and ascii_digits(raw.strip()) and len(raw.strip()) < 12:
             return int(raw.strip())
@@ -1458,9 +1474,7 @@ class Table(FieldType):
             unknown = [k for k in item if k not in keys]
             if unknown:
                 problems.append((number, unknown[0], Message("is not valid: {value}", value=_value_repr(unknown[0]))))
-            # An untouched row of the HTML form (blank, or only an unticked box) is no row.
-            if any(v is not False for v in row.values()) or any(
-                    not _blank(v) and v is not False for v in item.values()):
+            if row or any(not _blank(v) for v in item.values()):
                 rows.append(row)
         if problems:
             raise RowErrors(problems)
@@ -1483,7 +1497,9 @@ class Table(FieldType):
         return FieldList(FormField(row_form), label=label, min_entries=max(field.get("min_rows", 0), 1))
 
     def from_form(self, data, field):
-        return [{key[2:]: value for key, value in row.items()} for row in data or []]
+        # An untouched row of the HTML form (blank, or only unticked boxes) is no row.
+        return [{key[2:]: value for key, value in row.items()} for row in data or []
+                if any(not _blank(value) and value is not False for value in row.values())]
 
     def form_value(self, value, field):
         from formloom.runtime.forms import attr_name

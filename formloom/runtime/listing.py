@@ -182,6 +182,8 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
     authorize(session, user, Action.READ_RECORDS, app)
     conditions = [Record.app_id == app.id, Record.entity_key == entity.key,
                   Record.deleted_at.is_not(None) if query.deleted else Record.deleted_at.is_(None)]
+    if "\x00" in query.search:
+        raise ListError("The search text contains a NUL character (U+0000); remove it.")
     if query.search.strip():
         pattern = f"%{_escape_like(query.search.strip().lower())}%"
         conditions.append(func.lower(Record.title).like(pattern, escape="\\"))
@@ -216,6 +218,7 @@ def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
     authorize(session, user, Action.READ_RECORDS, app)
     base = [Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None)]
     matching = [field_equals(session, key, value) for key, value in (where or {}).items()]
+    search = search.replace("\x00", "")
     pattern = f"%{_escape_like(search.strip().lower())}%"
     rows = list(session.execute(select(Record.id, Record.title).where(
         *base, *matching, func.lower(Record.title).like(pattern, escape="\\") if search.strip() else true())

@@ -61,6 +61,8 @@ ZH: dict[str, str] = {
         "'{key}' 不是{entity}的字段；请删除它，或使用以下字段之一：{keys}。",
     "contains a NUL character (U+0000), which cannot be stored; remove it": "包含无法保存的 NUL 字符 (U+0000)，请删除",
     "Row {row} of {label}: {ending}.": "{label}第 {row} 行：{ending}。",
+    "contains a broken character (a lone surrogate), which cannot be stored; remove it":
+        "包含无法保存的损坏字符（孤立代理项），请删除",
     "must be a row of column values, got {value}": "必须是一行各列的值，当前为 {value}",
     "must be a record that matches {field}": "必须是与{field}匹配的记录",
     # descriptions used inside the sentences above

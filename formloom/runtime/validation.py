@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from formloom.platform.errors import RecordValidationError
 from formloom.runtime import conditions
 from formloom.runtime.compiler import CUSTOM_KEYWORDS, CompiledEntity, CompiledField
-from formloom.runtime.fields import FILE_TYPES, REFERENCE_TYPES, CoercionError, RowErrors, rows_message
+from formloom.runtime.fields import FIELD_TYPES, FILE_TYPES, REFERENCE_TYPES, CoercionError, RowErrors, rows_message
 from formloom.runtime.labels import text_of
 from formloom.runtime.messages import Message, tr
 
@@ -412,6 +412,9 @@ def _reference_errors(entity: CompiledEntity, document: dict, changed: set[str],
                         "refers to file #{id}, which was not uploaded to this app", id=item["id"]), locale)
             document[field.key] = [found.get(item["id"], item) for item in value]
             continue
+        if field.type.name == "table":
+            yield from _column_reference_errors(field, value, resolver, locale)
+            continue
         if field.type.name not in REFERENCE_TYPES:
             continue
         ids = value if isinstance(value, list) else [value]
@@ -422,6 +425,24 @@ def _reference_errors(entity: CompiledEntity, document: dict, changed: set[str],
         for missing in (i for i in ids if i not in found):
             yield field.key, _sentence(field, Message("must be {describes}; #{id} is not one",
                                                       describes=field.type.describes, id=missing), locale)
+
+
+def _column_reference_errors(field: CompiledField, rows: list, resolver: ReferenceResolver, locale: str):
+    """Member and related-record columns of a sub-table: every id must exist, like top-level ones."""
+    for column in field.definition["fields"]:
+        if column["type"] not in ("user", "relation"):
+            continue
+        ids = {row[column["key"]] for row in rows if row.get(column["key"]) is not None}
+        if not ids:
+            continue
+        found = (resolver.existing_users(ids) if column["type"] == "user"
+                 else resolver.existing_records(column["target"], ids))
+        describes = FIELD_TYPES[column["type"]].describes
+        for number, row in enumerate(rows, start=1):
+            value = row.get(column["key"])
+            if value is not None and value not in found:
+                yield field.key, _row_sentence(field, number, column["key"], Message(
+                    "must be {describes}; #{id} is not one", describes=describes, id=value), locale)
 
 
 def _unique_errors(entity: CompiledEntity, document: dict, changed: set[str], resolver: ReferenceResolver,
