@@ -171,11 +171,12 @@ def test_messages_follow_the_language(db, rep, quotes):
 def test_every_message_has_a_chinese_translation():
     from pathlib import Path
 
-    from formloom.runtime.messages import ZH
+    from formloom.runtime.messages import SINGULAR, ZH
 
     source = "\n".join(p.read_text(encoding="utf-8") for p in Path("formloom/runtime").glob("*.py"))
     templates = set(re.findall(r'(?:Message|CoercionError)\(\s*"([^"]+)"', source))
     templates |= set(re.findall(r'describes = "([^"]+)"', source))
+    templates |= set(re.findall(r'counted\(\s*"([^"]+)"', source)) | set(SINGULAR.values())
     assert templates, "no messages found"
     assert sorted(t for t in templates if t not in ZH) == []
 

@@ -44,7 +44,7 @@ from wtforms.widgets import (
 
 from formloom.platform.errors import Problem
 from formloom.runtime.labels import LOCALES, text_of
-from formloom.runtime.messages import Message
+from formloom.runtime.messages import Message, counted
 
 
 class CoercionError(ValueError):
@@ -213,7 +213,7 @@ class FieldType(ABC):
             "uniqueItems": "must not repeat a choice",
         }.get(keyword)
         if template:
-            return Message(template, limit=limit)
+            return counted(template, limit)
         if keyword in ("type", "pattern", "format"):
             return self.invalid(value).message
         return Message("is not valid: {value}", value=_value_repr(value))
@@ -949,9 +949,9 @@ class Tags(FieldType):
 
     def message(self, keyword, value, field, limit):
         if keyword == "maxItems":
-            return Message("allows at most {limit} tags", limit=limit)
+            return counted("allows at most {limit} tags", limit)
         if keyword == "maxLength":
-            return Message("has a tag longer than {limit} characters", limit=limit)
+            return counted("has a tag longer than {limit} characters", limit)
         return super().message(keyword, value, field, limit)
 
     def form_value(self, value, field):
@@ -1158,7 +1158,7 @@ class Attachment(FieldType):
 
     def message(self, keyword, value, field, limit):
         if keyword == "maxItems":
-            return Message("allows at most {limit} files", limit=limit)
+            return counted("allows at most {limit} files", limit)
         return super().message(keyword, value, field, limit)
 
     def form_field(self, field, label, locale):
@@ -1384,8 +1384,8 @@ TABLE_COLUMN_TYPES = ("text", "textarea", "integer", "decimal", "currency", "per
 def rows_message(bound: str, limit: int) -> Message:
     """The sub-table row bound ("min" or "max") as a sentence ending, singular or plural."""
     if bound == "min":
-        return Message("needs at least 1 row") if limit == 1 else Message("needs at least {limit} rows", limit=limit)
-    return Message("allows at most 1 row") if limit == 1 else Message("allows at most {limit} rows", limit=limit)
+        return counted("needs at least {limit} rows", limit)
+    return counted("allows at most {limit} rows", limit)
 
 
 class RowErrors(CoercionError):

@@ -96,6 +96,28 @@ ZH: dict[str, str] = {
     "a list of rows": "行的列表",
 }
 
+# Counted messages and their wording for one ("at most 1 file", not "at most 1 files").
+SINGULAR: dict[str, str] = {
+    "must be at most {limit} characters long": "must be at most 1 character long",
+    "must be at least {limit} characters long": "must be at least 1 character long",
+    "needs at least {limit} choices": "needs at least 1 choice",
+    "allows at most {limit} choices": "allows at most 1 choice",
+    "allows at most {limit} tags": "allows at most 1 tag",
+    "has a tag longer than {limit} characters": "has a tag longer than 1 character",
+    "allows at most {limit} files": "allows at most 1 file",
+    "needs at least {limit} rows": "needs at least 1 row",
+    "allows at most {limit} rows": "allows at most 1 row",
+}
+ZH.update({
+    "must be at most 1 character long": "最多 1 个字符",
+    "must be at least 1 character long": "至少 1 个字符",
+    "needs at least 1 choice": "至少选择 1 项",
+    "allows at most 1 choice": "最多选择 1 项",
+    "allows at most 1 tag": "最多 1 个标签",
+    "has a tag longer than 1 character": "有标签超过 1 个字符",
+    "allows at most 1 file": "最多 1 个文件",
+})
+
 CATALOGS = {"zh-CN": ZH}
 
 
@@ -103,6 +125,13 @@ def tr(locale: str, template: str, **params: Any) -> str:
     """``template`` in ``locale`` with ``params`` filled in; English when there is no translation."""
     text = CATALOGS.get(locale, {}).get(template, template)
     return text.format(**params) if params else text
+
+
+def counted(template: str, limit: Any) -> Message:
+    """A counted message, in its singular wording when the count is one."""
+    if limit == 1 and template in SINGULAR:
+        return Message(SINGULAR[template])
+    return Message(template, limit=limit)
 
 
 class Message:
