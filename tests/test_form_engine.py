@@ -457,3 +457,14 @@ def test_choosing_another_customer_on_an_existing_quote_previews_the_new_custome
                            headers={"X-CSRFToken": token},
                            data={"f_customer": str(globex.id), "f_contact_phone": "+86 138-0000-0001"})
     assert response.get_json()["filled"]["f_contact_phone"] == "+86 138-0000-0002"
+
+
+def test_ids_beyond_the_database_range_are_not_found(client, db, rep, rep_headers, quotes):
+    huge = 10**20
+    login(client, "rep")
+    assert client.get(f"/apps/quotes/quote/{huge}").status_code == 404
+    assert client.get(f"/apps/quotes/files/{huge}/x.pdf").status_code == 404
+    assert client.get(f"/api/v1/apps/quotes/records/quote/{huge}", headers=rep_headers).status_code == 404
+    token = csrf_token(client, "/apps/quotes/quote/new")
+    assert client.post(f"/apps/quotes/quote/compute?record={huge}", headers={"X-CSRFToken": token},
+                       data={}).status_code == 404

@@ -742,3 +742,10 @@ def test_regression_kept_file_ids_beyond_the_id_range(client, form_token, reques
     response = client.post("/apps/fuzz/thing/new", data={"csrf_token": form_token, "f_name": "x" * 41,
                                                           "f_attachments-keep": "9999999999"})
     assert response.status_code == 422, response.get_data(as_text=True)[:2000]
+
+
+@pytest.mark.parametrize("name", ["f_company", "f_owner", "f_partners"])
+@pytest.mark.parametrize("number", ["9007199254740991", "99999999999999999999"])  # beyond int4; beyond int8
+def test_regression_html_form_with_an_id_beyond_the_database_range(client, form_token, name, number):
+    response = client.post("/apps/fuzz/thing/new", data={"csrf_token": form_token, name: number})
+    assert response.status_code == 422, response.get_data(as_text=True)[:2000]

@@ -208,7 +208,7 @@ def _store(session: Session, storage: Storage, app: App, user: User | None, name
 def get_file(session: Session, user: User | None, app: App, file_id: int) -> StoredFile:
     """The file ``file_id`` of ``app``, if ``user`` may read the app's records."""
     authorize(session, user, Action.READ_RECORDS, app)
-    stored = session.get(StoredFile, file_id)
+    stored = session.get(StoredFile, file_id) if 1 <= file_id <= 2**31 - 1 else None
     if stored is None or stored.app_id != app.id:
         raise NotFound(f"App '{app.key}' has no file {file_id}.")
     return stored

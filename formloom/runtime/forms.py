@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from formloom.platform.models import App, User
 from formloom.runtime.compiler import CompiledEntity, checksum
-from formloom.runtime.fields import FILE_TYPES, CoercionError, select_choices
+from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, select_choices
 from formloom.runtime.labels import text_of
 from formloom.runtime.listing import lookup
 
@@ -161,7 +161,9 @@ def _bind_columns(session, user, app, spec, field, lookup_url, search_label) -> 
 
 
 def _as_int(value: Any) -> int | None:
+    """An id typed into the form, if it can be one (huge numbers would overflow the database)."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if 1 <= number <= ID_LIMIT else None

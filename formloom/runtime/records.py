@@ -19,6 +19,7 @@ from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
 from formloom.runtime import catalog, serials
 from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.validation import Situation, defaults, validate_values
 
 TITLE_MAX = 500
@@ -110,7 +111,7 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
 def get(session: Session, user: User, app: App, entity_key: str, record_id: int, *,
         include_deleted: bool = False) -> Record:
     authorize(session, user, Action.READ_RECORDS, app)
-    record = session.get(Record, record_id)
+    record = session.get(Record, record_id) if 1 <= record_id <= ID_LIMIT else None
     if (record is None or record.app_id != app.id or record.entity_key != entity_key
             or (record.deleted_at is not None and not include_deleted)):
         raise NotFound(f"There is no {entity_key} record #{record_id}.")

@@ -46,7 +46,7 @@ def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: I
             if value is None:
                 continue
             ids = {v for v in (value if isinstance(value, list) else [value])
-                   if isinstance(v, int) and not isinstance(v, bool)}
+                   if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= ID_LIMIT}
             if spec.type.name in ("user", "users"):
                 user_ids |= ids
             elif spec.type.name in ("relation", "relations"):
