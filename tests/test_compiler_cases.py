@@ -6,8 +6,7 @@ Each file is a JSON array of cases::
      "locale"?: "en" | "zh-CN", "entity_label"?: label,
      and one outcome: "expect": {stored document} | "errors": {key: [exact messages]}
                       | "error_patterns": {key: [regular expressions, matched in full]}
-                      | "outcomes": [several of those, any of which will do],
-     "xfail"?: "why the product gets this case wrong (a known bug)"}
+                      | "outcomes": [several of those, any of which will do]}
 
 The fields form an entity ``t`` that must pass the definition checks. Validation runs with no
 resolver: members, related records and files are not looked up, uniqueness is not checked.
@@ -46,12 +45,8 @@ def load_cases() -> list[tuple[str, dict]]:
 ALL_CASES = load_cases()
 
 
-def params(with_xfail: bool) -> list[Any]:
-    out = []
-    for stem, case in ALL_CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=case["xfail"])] if with_xfail and "xfail" in case else []
-        out.append(pytest.param(case, id=f"{stem}: {case['name']}", marks=marks))
-    return out
+def params() -> list[Any]:
+    return [pytest.param(case, id=f"{stem}: {case['name']}") for stem, case in ALL_CASES]
 
 
 def body_of(case: dict) -> dict:
@@ -119,14 +114,14 @@ def test_cases_cover_every_field_type_that_needs_no_database_lookup():
     assert sorted(expected - used) == []
 
 
-@pytest.mark.parametrize("case", params(with_xfail=False))
+@pytest.mark.parametrize("case", params())
 def test_case_definition_passes_the_checks(case):
     body = body_of(case)
     problems = check_definition(body, AppContext("cases", entities={"company": COMPANY, "t": body}))
     assert problems == []
 
 
-@pytest.mark.parametrize("case", params(with_xfail=True))
+@pytest.mark.parametrize("case", params())
 def test_case_validates_as_expected(case):
     document, errors = run(case)
     outcomes = case.get("outcomes") or [case]
@@ -134,8 +129,8 @@ def test_case_validates_as_expected(case):
     assert None in reasons, "; or ".join(r for r in reasons if r)
 
 
-@pytest.mark.parametrize("case", [p for p in params(with_xfail=False) if "expect" in p.values[0]
-                                  and not p.values[0].get("base") and "xfail" not in p.values[0]])
+@pytest.mark.parametrize("case", [p for p in params() if "expect" in p.values[0]
+                                  and not p.values[0].get("base")])
 def test_stored_document_validates_to_itself(case):
     """A stored document is a fixed point: sending it back changes nothing."""
     entity = entity_of(case)

@@ -924,8 +924,7 @@ class Tags(FieldType):
     name = "tags"
     label = {"en": "Tags", "zh-CN": "标签"}
     options = {"max_items": {"type": "integer", "minimum": 1, "maximum": 100},
-               "max_length": {"type": "integer", "minimum": 1, "maximum": 200},
-               "suggestions": {"type": "array", "maxItems": 500, "items": {"type": "string", "maxLength": 200}}}
+               "max_length": {"type": "integer", "minimum": 1, "maximum": 200}}
     kind = "list"
     filter_ops = ("contains",)
     sortable = False

@@ -22,6 +22,7 @@ from formloom.platform.auth import Action, authorize
 from formloom.platform.errors import FormloomError, NotFound
 from formloom.platform.models import App, StoredFile, User
 from formloom.platform.storage import Storage
+from formloom.runtime.fields import ID_LIMIT, ascii_digits
 
 KB = 1024
 MB = 1024 * 1024
@@ -226,3 +227,31 @@ def existing_files(session: Session, app_id: int, ids: Iterable[int]) -> dict[in
         return {}
     rows = session.scalars(select(StoredFile).where(StoredFile.app_id == app_id, StoredFile.id.in_(wanted)))
     return {row.id: row for row in rows}
+
+
+def _id_text(text: str) -> int | None:
+    """A file id sent back by a form, if it can be one."""
+    return int(text) if ascii_digits(text) and len(text) < 11 and int(text) <= ID_LIMIT else None
+
+
+def receive_field(session: Session, storage: Storage, app: App, user: User | None, type_name: str,
+                  definition: dict, *, kept: list[str], drawn: str, uploads: list) -> list[int]:
+    """The file ids of one file, image or signature field of a submitted form.
+
+    ``kept`` are the ids of files already held that the rep left ticked, ``drawn`` the
+    signature field's value (a PNG data URL, or the id of the signature on file), ``uploads``
+    the files chosen now (werkzeug ``FileStorage``). New files are stored against the field's rules;
+    a refusal raises :class:`FileRejected`.
+    """
+    ids = [i for i in map(_id_text, kept) if i is not None]
+    if type_name == "signature":
+        if drawn.startswith("data:"):
+            return [save_signature(session, storage, app, user, drawn).id]
+        return [i for i in [_id_text(drawn)] if i is not None]
+    rules = FileRules(max_bytes=int(definition.get("max_size_mb", 20) * MB), accept=tuple(definition.get("accept", ())),
+                      images_only=type_name == "image")
+    for upload in uploads:
+        if upload.filename:
+            data = upload.stream.read(rules.max_bytes + 1)
+            ids.append(save_upload(session, storage, app, user, upload.filename, data, upload.mimetype, rules).id)
+    return ids

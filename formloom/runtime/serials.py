@@ -147,7 +147,8 @@ def next_value(session: Session, app_id: int, entity_key: str, field_key: str, p
     elif dialect == "sqlite":
         insert = sqlite.insert
     else:
-        raise NotImplementedError(f"Serial numbers are not supported on {dialect}.")
+        # Formloom keeps its data in SQLite or PostgreSQL (db.py); no other database is configured.
+        raise RuntimeError(f"Serial numbers need SQLite or PostgreSQL; this database is {dialect}.")
     table = SerialCounter.__table__
     statement = (
         insert(table)

@@ -25,6 +25,7 @@ from formloom.platform.errors import RecordValidationError
 from formloom.runtime import conditions
 from formloom.runtime.compiler import CUSTOM_KEYWORDS, CompiledEntity, CompiledField
 from formloom.runtime.fields import FIELD_TYPES, FILE_TYPES, REFERENCE_TYPES, CoercionError, RowErrors, rows_message
+from formloom.runtime.formulas import Formula, FormulaRuntimeError, to_stored
 from formloom.runtime.labels import text_of
 from formloom.runtime.messages import Message, tr
 
@@ -252,8 +253,6 @@ def _apply_visibility(entity: CompiledEntity, document: dict, situation: Situati
 def compute(entity: CompiledEntity, document: dict, situation: Situation,
             resolver: ReferenceResolver | None) -> None:
     """Fill formula fields (and formula columns of sub-tables) from the other values."""
-    from formloom.runtime.formulas import FormulaRuntimeError, to_stored
-
     def related(relation_key: str) -> Mapping | None:
         spec = entity.by_key.get(relation_key)
         if resolver is None or spec is None or document.get(relation_key) is None:
@@ -266,8 +265,7 @@ def compute(entity: CompiledEntity, document: dict, situation: Situation,
         for row in document.get(table_key) or []:
             row = dict(row)
             for column_key, formula in formulas:
-                row[column_key] = _run(formula, row, columns[column_key], situation, None, to_stored,
-                                       FormulaRuntimeError)
+                row[column_key] = _run(formula, row, columns[column_key], situation, None)
                 if row[column_key] is None:
                     del row[column_key]
             rows.append(row)
@@ -275,14 +273,14 @@ def compute(entity: CompiledEntity, document: dict, situation: Situation,
             document[table_key] = rows
     for key, formula in entity.formulas:
         spec = entity.by_key[key]
-        _put(document, key, _run(formula, document, spec.definition, situation, related, to_stored,
-                                 FormulaRuntimeError))
+        _put(document, key, _run(formula, document, spec.definition, situation, related))
 
 
-def _run(formula, values: Mapping, definition: Mapping, situation: Situation, related, to_stored, failure):
+def _run(formula: Formula, values: Mapping, definition: Mapping, situation: Situation, related) -> Any:
+    """The formula's value in its stored form; empty when it cannot be computed."""
     try:
         result = formula.evaluate(values, today=situation.today, now=situation.now, related=related)
-    except failure:
+    except FormulaRuntimeError:
         return None  # e.g. a division by zero: the value stays empty
     result_kind = definition.get("result", "number")
     try:
@@ -293,8 +291,6 @@ def _run(formula, values: Mapping, definition: Mapping, situation: Situation, re
 
 def defaults(entity: CompiledEntity, situation: Situation) -> dict:
     """Starting values of a new record: static defaults, the current user, today, or a formula."""
-    from formloom.runtime.formulas import FormulaRuntimeError, to_stored
-
     values: dict[str, Any] = {}
     for spec in entity.fields:
         definition = spec.definition
@@ -310,7 +306,7 @@ def defaults(entity: CompiledEntity, situation: Situation) -> dict:
         elif spec.key in entity.default_formulas:
             value = _run(entity.default_formulas[spec.key], values, {"result": spec.type.kind_of(definition),
                                                                      "precision": definition.get("precision", 2)},
-                         situation, None, to_stored, FormulaRuntimeError)
+                         situation, None)
             if value is not None:
                 values[spec.key] = value
     return values

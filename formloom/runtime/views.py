@@ -15,7 +15,7 @@ from formloom.platform.storage import storage_for
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog, files, listing, records
 from formloom.runtime.compiler import CompiledEntity
-from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext, ascii_digits
+from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
 from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale, translate
@@ -184,28 +184,13 @@ def _receive_files(db, app: App, entity: CompiledEntity, compiled, values: dict)
         if spec.type.name not in FILE_TYPES:
             continue
         name = attr_name(key)
-        ids = [int(v) for v in request.form.getlist(f"{name}-keep")
-               if ascii_digits(v) and len(v) < 11 and int(v) <= ID_LIMIT]
         try:
-            if spec.type.name == "signature":
-                drawn = request.form.get(name, "")
-                if drawn.startswith("data:"):
-                    ids = [files.save_signature(db, store, app, g.user, drawn).id]
-                elif ascii_digits(drawn) and len(drawn) < 11 and int(drawn) <= ID_LIMIT:
-                    ids = [int(drawn)]
-                elif not drawn:
-                    ids = []
-            for upload in request.files.getlist(name):
-                if upload.filename:
-                    rules = files.FileRules(max_bytes=int(spec.definition.get("max_size_mb", 20) * files.MB),
-                                            accept=tuple(spec.definition.get("accept", ())),
-                                            images_only=spec.type.images_only)
-                    data = upload.stream.read(rules.max_bytes + 1)
-                    ids.append(files.save_upload(db, store, app, g.user, upload.filename, data,
-                                                 upload.mimetype, rules).id)
+            values[key] = files.receive_field(db, store, app, g.user, spec.type.name, spec.definition,
+                                              kept=request.form.getlist(f"{name}-keep"),
+                                              drawn=request.form.get(name, ""),
+                                              uploads=request.files.getlist(name))
         except files.FileRejected as exc:
             errors[key] = [f"{text_of(spec.definition['label'], current_locale())}: {exc.message}"]
-        values[key] = ids
     db.commit()
     return errors
 
