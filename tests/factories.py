@@ -180,3 +180,68 @@ def make_quote_app(session, admin, key: str = "quotes"):
     definitions.save_and_publish(session, admin, app, quick_quote_form())
     session.commit()
     return app
+
+
+# --- pipelines -------------------------------------------------------------------------------
+
+def pipeline_deal_body() -> dict:
+    """A deal entity with a stage field for the pipeline tests."""
+    return {"formloom": 1, "kind": "entity", "key": "deal", "label": {"en": "Deal", "zh-CN": "商机"},
+            "title_field": "name", "owner_field": "owner",
+            "fields": [
+                {"key": "name", "type": "text", "label": "Deal name", "required": True},
+                {"key": "company", "type": "relation", "label": "Customer", "target": "company"},
+                {"key": "amount", "type": "currency", "label": {"en": "Amount", "zh-CN": "金额"}, "min": 0},
+                {"key": "discount", "type": "percent", "label": "Discount", "min": 0, "max": 100},
+                {"key": "close_date", "type": "date", "label": "Expected close"},
+                {"key": "stage", "type": "select", "label": "Stage", "default": "lead", "options": [
+                    {"value": key, "label": key.replace("_", " ").capitalize()}
+                    for key in ("lead", "qualified", "proposal", "negotiation", "won", "lost", "archived")]},
+                {"key": "lost_reason", "type": "textarea", "label": "Lost reason"},
+                {"key": "owner", "type": "user", "label": "Owner", "default_from": "current_user"},
+            ]}
+
+
+def pipeline_body(**overrides: Any) -> dict:
+    """The deal pipeline: gates, a checklist, a discount approval and a lost reason."""
+    body = {
+        "formloom": 1, "kind": "pipeline", "key": "deals", "label": {"en": "Deals", "zh-CN": "商机流程"},
+        "entity": "deal", "stage_field": "stage", "amount_field": "amount", "date_field": "close_date",
+        "card_fields": ["company", "close_date"],
+        "stages": [
+            {"key": "lead", "label": "Lead", "color": "#90a4ae", "probability": 10},
+            {"key": "qualified", "label": "Qualified", "color": "#42a5f5", "probability": 25},
+            {"key": "proposal", "label": {"en": "Proposal", "zh-CN": "方案"}, "color": "#5c6bc0", "probability": 50,
+             "gate": {"required": ["amount", "company"]}},
+            {"key": "negotiation", "label": "Negotiation", "color": "#ffa000", "probability": 70,
+             "gate": {"conditions": [{"condition": {"field": "close_date", "op": "not_empty"},
+                                      "message": "Set the expected close date."}]},
+             "approval": {"label": "Discount approval", "when": {"field": "discount", "op": "gt", "value": 20},
+                          "approvers": {"role": "manager"}, "mode": "any", "self_approval": False}},
+            {"key": "won", "label": "Won", "color": "#2e7d32", "probability": 100, "outcome": "won",
+             "gate": {"checklist": [{"key": "contract_signed", "label": "Contract signed"}]}},
+            {"key": "lost", "label": "Lost", "color": "#c62828", "probability": 0, "outcome": "lost",
+             "gate": {"required": ["lost_reason"]}},
+        ],
+        "transitions": [
+            {"from": "lead", "to": "qualified"},
+            {"from": ["lead", "qualified"], "to": "proposal"},
+            {"from": "proposal", "to": "negotiation"},
+            {"from": "negotiation", "to": "proposal"},
+            {"from": "negotiation", "to": "won"},
+            {"from": "*", "to": "lost"},
+            {"from": "lost", "to": "lead"},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def make_pipeline_app(session, admin, key: str = "pipes"):
+    """An app with companies, deals and the deal pipeline, all published."""
+    app = definitions.create_app(session, admin, key, {"en": "Pipes", "zh-CN": "流程"})
+    definitions.save_and_publish(session, admin, app, company_body())
+    definitions.save_and_publish(session, admin, app, pipeline_deal_body())
+    definitions.save_and_publish(session, admin, app, pipeline_body())
+    session.commit()
+    return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from formloom.builder import definitions
-from formloom.platform.api_common import iso, json_body, require
+from formloom.platform.api_common import BadRequest, iso, json_body, require
 from formloom.platform.auth import Action, authorize
 from formloom.platform.db import get_session
 from formloom.platform.models import App, Definition, DefinitionVersion
@@ -93,7 +93,11 @@ def definition_check(app_key: str, kind: str, key: str):
 def definition_publish(app_key: str, kind: str, key: str):
     app = _app(app_key, Action.WRITE_DEFINITIONS)
     db = get_session()
-    version = definitions.publish(db, g.user, app, kind, key)
+    options = request.get_json(silent=True) or {}
+    moves = options.get("stage_moves") if isinstance(options, dict) else None
+    if moves is not None and not (isinstance(moves, dict) and all(isinstance(v, str) for v in moves.values())):
+        raise BadRequest('\'stage_moves\' must map removed stage keys to stage keys, like {"negotiation": "proposal"}.')
+    version = definitions.publish(db, g.user, app, kind, key, stage_moves=moves)
     db.commit()
     return jsonify(version_json(version))
 

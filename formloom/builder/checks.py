@@ -17,8 +17,8 @@ from formloom.runtime.compiler import RecordValidator
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form")
-KINDS_RESERVED = ("pipeline", "rule", "view", "dashboard")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline")
+KINDS_RESERVED = ("rule", "view", "dashboard")
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -31,6 +31,7 @@ class AppContext:
     app_key: str
     entities: dict[str, dict] = field(default_factory=dict)  # key -> body (draft or published)
     published_types: dict[str, dict[str, str]] = field(default_factory=dict)  # entity -> key -> type
+    pipelines: dict[str, dict] = field(default_factory=dict)  # key -> body (draft or published)
 
 
 def _load(name: str) -> dict:
@@ -138,6 +139,11 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
     elif keyword == "anyOf" and re.search(r"\.sections\[\d+\]\.fields\[\d+\]$", path):
         yield Problem(path, "Each item of a section must be a field key, or {\"text\": ...} for a line of "
                             "description text.")
+    elif keyword == "anyOf" and re.search(r"\.transitions\[\d+\]\.from$", path):
+        yield Problem(path, 'Must be a stage key, a list of stage keys, or "*" for any stage.')
+    elif keyword == "anyOf" and path == "$.transitions":
+        yield Problem(path, 'Must be "any" (every stage to every other) or a list of transitions '
+                            'like {"from": "lead", "to": "proposal"}.')
     elif keyword == "anyOf":  # otherwise only labels and help texts are written as anyOf
         yield Problem(path, "Must be text, or a map of languages (en, zh-CN) to text, "
                             "like {\"en\": \"Amount\", \"zh-CN\": \"金额\"}.")
@@ -180,6 +186,11 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
         elif by_key[title].get("type") not in TITLE_TYPES:
             yield Problem("$.title_field", f"Field '{title}' cannot be the title; use a field of type "
                                            f"{', '.join(sorted(TITLE_TYPES))}.")
+    owner = body.get("owner_field")
+    if isinstance(owner, str) and by_key.get(owner, {}).get("type") != "user":
+        users = ", ".join(k for k, f in by_key.items() if f.get("type") == "user") or "none"
+        yield Problem("$.owner_field", f"Owner field '{owner}' must be a user field of this entity "
+                                       f"(user fields: {users}).")
     field_ctx = CheckContext(entity_keys=set(ctx.entities) | {body.get("key")},
                              entities={**ctx.entities, body.get("key"): body})
     earlier = ctx.published_types.get(body.get("key"), {})
@@ -368,5 +379,119 @@ def check_app(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem
             yield Problem(f"$.navigation[{i}]", f"App '{ctx.app_key}' has no entity '{key}'.")
 
 
-CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app}
+NUMBER_KIND, DATE_KINDS = "number", ("date", "datetime")
+
+
+def check_pipeline(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """The entity and its stage field, stage keys, gates, transitions and approvals."""
+    from formloom.runtime.compiler import field_kinds
+
+    entity_key = body.get("entity")
+    if not isinstance(entity_key, str) or "$.entity" in broken:
+        return
+    for other_key, other in ctx.pipelines.items():
+        if other_key != body.get("key") and isinstance(other, dict) and other.get("entity") == entity_key:
+            yield Problem("$.entity", f"Entity '{entity_key}' already has pipeline '{other_key}'; an entity has "
+                                      f"one pipeline. Edit that one instead.")
+    entity_body = ctx.entities.get(entity_key)
+    if entity_body is None:
+        known = ", ".join(sorted(ctx.entities)) or "none yet"
+        yield Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")
+        return
+    fields = {f["key"]: f for _, f in _fields_of(entity_body)}
+    kinds = field_kinds(list(fields.values()), ctx.entities)
+    yield from _check_pipeline_fields(body, entity_key, fields, kinds)
+    stages = [s for s in body.get("stages") or [] if isinstance(s, dict) and isinstance(s.get("key"), str)]
+    stage_keys = [s["key"] for s in stages]
+    stage_field = fields.get(body.get("stage_field"))
+    options = {o.get("value") for o in (stage_field or {}).get("options", []) if isinstance(o, dict)}
+    seen: set[str] = set()
+    for i, stage in enumerate(body.get("stages") or []):
+        if not isinstance(stage, dict) or not isinstance(stage.get("key"), str):
+            continue
+        path = f"$.stages[{i}]"
+        if stage["key"] in seen:
+            yield Problem(f"{path}.key", f"Stage '{stage['key']}' is listed twice; stage keys must be unique.")
+        seen.add(stage["key"])
+        if stage_field is not None and stage_field.get("type") == "select" and stage["key"] not in options:
+            yield Problem(f"{path}.key", f"Stage '{stage['key']}' is not an option of field '{body['stage_field']}'; "
+                                         f"add the option to entity '{entity_key}' first "
+                                         f"(options: {', '.join(sorted(map(str, options)))}).")
+        yield from _check_gate(stage.get("gate"), f"{path}.gate", fields, kinds)
+        if isinstance(stage.get("approval"), dict):
+            yield from _check_approval(stage["approval"], f"{path}.approval", kinds)
+    transitions = body.get("transitions")
+    if isinstance(transitions, list) and "$.transitions" not in broken:
+        for i, transition in enumerate(transitions):
+            if isinstance(transition, dict):
+                yield from _check_transition(transition, f"$.transitions[{i}]", stage_keys, kinds)
+
+
+def _check_pipeline_fields(body: dict, entity_key: str, fields: dict, kinds: dict) -> Iterator[Problem]:
+    stage_key = body.get("stage_field")
+    if isinstance(stage_key, str):
+        if stage_key not in fields:
+            yield Problem("$.stage_field", f"Entity '{entity_key}' has no field '{stage_key}'.")
+        elif fields[stage_key].get("type") != "select":
+            yield Problem("$.stage_field", f"The stage field must be a select field; '{stage_key}' is of type "
+                                           f"{fields[stage_key].get('type')}.")
+    for option, wanted, words in (("amount_field", (NUMBER_KIND,), "a number, currency or percent field"),
+                                  ("date_field", DATE_KINDS, "a date or date-and-time field")):
+        key = body.get(option)
+        if isinstance(key, str) and kinds.get(key) not in wanted:
+            yield Problem(f"$.{option}", f"'{key}' must be {words} of entity '{entity_key}'.")
+    for i, key in enumerate(body.get("card_fields") or []):
+        if isinstance(key, str) and key not in fields:
+            yield Problem(f"$.card_fields[{i}]", f"Entity '{entity_key}' has no field '{key}'.")
+
+
+def _check_gate(gate: Any, path: str, fields: dict, kinds: dict) -> Iterator[Problem]:
+    from formloom.runtime import conditions
+
+    if not isinstance(gate, dict):
+        return
+    for j, key in enumerate(gate.get("required") or []):
+        if isinstance(key, str) and key not in fields:
+            yield Problem(f"{path}.required[{j}]", f"The gate requires field '{key}', which the entity does not have.")
+    for j, rule in enumerate(gate.get("conditions") or []):
+        if isinstance(rule, dict) and isinstance(rule.get("condition"), dict):
+            yield from (Problem(p, m) for p, m in conditions.check(rule["condition"], kinds,
+                                                                   f"{path}.conditions[{j}].condition"))
+    items = [item.get("key") for item in gate.get("checklist") or [] if isinstance(item, dict)]
+    for j, key in enumerate(items):
+        if key in items[:j]:
+            yield Problem(f"{path}.checklist[{j}].key", f"Checklist item '{key}' is listed twice.")
+
+
+def _check_transition(transition: dict, path: str, stage_keys: list[str], kinds: dict) -> Iterator[Problem]:
+    from formloom.runtime import conditions
+
+    sources = transition.get("from")
+    sources = [] if sources == "*" else sources if isinstance(sources, list) else [sources]
+    for j, key in enumerate(sources):
+        if isinstance(key, str) and key not in stage_keys:
+            where = f"{path}.from" + (f"[{j}]" if isinstance(transition.get("from"), list) else "")
+            yield Problem(where, f"There is no stage '{key}' in this pipeline (stages: {', '.join(stage_keys)}).")
+    if isinstance(transition.get("to"), str) and transition["to"] not in stage_keys:
+        yield Problem(f"{path}.to", f"There is no stage '{transition['to']}' in this pipeline "
+                                    f"(stages: {', '.join(stage_keys)}).")
+    if isinstance(transition.get("condition"), dict):
+        yield from (Problem(p, m) for p, m in conditions.check(transition["condition"], kinds, f"{path}.condition"))
+    if isinstance(transition.get("approval"), dict):
+        yield from _check_approval(transition["approval"], f"{path}.approval", kinds)
+
+
+def _check_approval(approval: dict, path: str, kinds: dict) -> Iterator[Problem]:
+    from formloom.runtime import conditions
+
+    if ("approvers" in approval) == ("steps" in approval):
+        yield Problem(path, "An approval names either 'approvers' (one step, with 'mode' any or all) or "
+                            "'steps' (in order, each with its approvers), not both or neither.")
+    if "steps" in approval and "mode" in approval:
+        yield Problem(f"{path}.mode", "With 'steps', give each step its own 'mode'.")
+    if isinstance(approval.get("when"), dict):
+        yield from (Problem(p, m) for p, m in conditions.check(approval["when"], kinds, f"{path}.when"))
+
+
+CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline}
 

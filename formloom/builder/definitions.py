@@ -50,6 +50,13 @@ def app_context(session: Session, app: App, *, published_only: bool = False) -> 
         if isinstance(body, dict):
             ctx.entities[definition.key] = body
     ctx.published_types = _published_field_types(session, app)
+    for definition in session.scalars(select(Definition).where(Definition.app_id == app.id,
+                                                                Definition.kind == "pipeline")):
+        body = definition.draft if definition.draft is not None and not published_only else None
+        if body is None and definition.published_version is not None:
+            body = catalog.published_version(session, app, "pipeline", definition.key).body
+        if isinstance(body, dict):
+            ctx.pipelines[definition.key] = body
     return ctx
 
 
@@ -109,8 +116,13 @@ def discard_draft(session: Session, app: App, kind: str, key: str) -> Definition
     return definition
 
 
-def publish(session: Session, actor: User | None, app: App, kind: str, key: str) -> DefinitionVersion:
-    """Publish the draft as a new immutable version (or return the latest if nothing changed)."""
+def publish(session: Session, actor: User | None, app: App, kind: str, key: str, *,
+            stage_moves: dict[str, str] | None = None) -> DefinitionVersion:
+    """Publish the draft as a new immutable version (or return the latest if nothing changed).
+
+    A pipeline that drops stages still holding records is refused unless ``stage_moves`` says
+    where each such stage's records go; they are moved as part of the publish.
+    """
     definition = get(session, app, kind, key)
     if definition.draft is None:
         latest = catalog.published_version(session, app, kind, key)
@@ -118,12 +130,13 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str)
             raise FormloomError(f"The {kind} '{key}' has no draft to publish.")
         return latest
     body = definition.draft
-    # A form is checked against the published entity it will be shown with.
-    problems = check_definition(body, app_context(session, app, published_only=kind == "form"))
+    # A form or pipeline is checked against the published entity it will be used with.
+    problems = check_definition(body, app_context(session, app, published_only=kind in ("form", "pipeline")))
     if problems:
         raise DefinitionError(problems, f"The {kind} '{key}' cannot be published: "
                                         f"{len(problems)} problem{'s' if len(problems) != 1 else ''}.")
     latest = catalog.published_version(session, app, kind, key)
+    moves = _stage_moves(session, app, latest.body, body, stage_moves or {}) if kind == "pipeline" and latest else {}
     definition.draft = None
     if latest is not None and latest.checksum == checksum(body):
         return latest
@@ -135,7 +148,34 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str)
     definition.published_version = number
     session.flush()
     catalog.forget(session)
+    if moves:
+        from formloom.runtime import pipelines
+
+        pipelines.move_stranded(session, actor, app, pipelines.get_pipeline(session, app, key), moves, utcnow())
     return version
+
+
+def _stage_moves(session: Session, app: App, old: dict, new: dict, asked: dict[str, str]) -> dict[str, str]:
+    """Where the records of dropped stages go; refuses the publish while any would be stranded."""
+    from formloom.runtime import pipelines
+
+    stranded = pipelines.stranded_records(session, app, old, new)
+    kept = [s["key"] for s in new["stages"]]
+    problems = []
+    for stage, count in sorted(stranded.items()):
+        target = asked.get(stage)
+        if target is None:
+            problems.append(Problem("$.stages", f"Stage '{stage}' is removed but {count} {old['entity']} "
+                                                f"record{'s are' if count != 1 else ' is'} in it; say where "
+                                                f"{'they go' if count != 1 else 'it goes'} (stage_moves: "
+                                                f"{{\"{stage}\": \"<one of {', '.join(kept)}>\"}}) or keep the stage."))
+        elif target not in kept:
+            problems.append(Problem(f"stage_moves.{stage}", f"'{target}' is not a stage of the new version; "
+                                                            f"use one of: {', '.join(kept)}."))
+    if problems:
+        raise DefinitionError(problems, f"The pipeline '{new['key']}' cannot be published yet: records would be "
+                                        f"left in removed stages.")
+    return {stage: asked[stage] for stage in stranded}
 
 
 def get(session: Session, app: App, kind: str, key: str) -> Definition:

@@ -45,7 +45,7 @@ def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
     from formloom.platform import web_auth
     from formloom.runtime import api as runtime_api
-    from formloom.runtime import files_views, i18n, views
+    from formloom.runtime import files_views, i18n, pipelines_api, pipelines_views, views
 
     web_auth.init_app(app)
     i18n.init_app(app)
@@ -53,6 +53,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(runtime_api.bp)
     app.register_blueprint(builder_api.bp)
     app.register_blueprint(files_views.bp)
+    app.register_blueprint(pipelines_api.bp)
+    app.register_blueprint(pipelines_views.bp)
 
 
 def _protect_csrf() -> None:

@@ -19,6 +19,18 @@ class CauseKind(str, Enum):
     USER = "user"
     API_TOKEN = "api_token"
     CLI = "cli"
+    APPROVAL = "approval"  # a move carried out when its approval was granted
+    DEFINITION = "definition"  # records moved by publishing a definition
+    IMPORT = "import"
+
+
+class AppRole(str, Enum):
+    """A member's role in one app; approvals and (later) permissions name these."""
+
+    ADMIN = "admin"
+    MANAGER = "manager"
+    REP = "rep"
+    VIEWER = "viewer"
 
 
 class ChangeAction(str, Enum):
@@ -26,6 +38,7 @@ class ChangeAction(str, Enum):
     UPDATE = "update"
     DELETE = "delete"
     RESTORE = "restore"
+    APPROVAL = "approval"  # an approval asked for or decided; ``detail`` says which
 
 
 class User(Base):
@@ -79,7 +92,27 @@ class AppMember(Base):
 
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), default=AppRole.REP.value)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Team(Base):
+    """A sales team: its members and its manager (who approves for them and sees their board)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Definition(Base):
@@ -158,6 +191,7 @@ class ChangeLog(Base):
     cause_kind: Mapped[str] = mapped_column(String(20))
     cause_ref: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[dict | None] = mapped_column(JsonDocument)  # approval entries: what was decided
 
     record: Mapped[Record] = relationship()
 
@@ -193,3 +227,98 @@ class StoredFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StageVisit(Base):
+    """One stay of a record in a pipeline stage: when it entered and left, and who moved it."""
+
+    __tablename__ = "stage_visits"
+    __table_args__ = (
+        Index("ix_stage_visits_record", "record_id", "id"),
+        Index("ix_stage_visits_pipeline", "app_id", "pipeline_key", "stage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    pipeline_key: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime]
+    entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    left_at: Mapped[datetime | None]
+    left_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    checklist: Mapped[list | None] = mapped_column(JsonDocument)  # the gate's items ticked on entry
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ApprovalStatus(str, Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SENT_BACK = "sent_back"
+    CANCELLED = "cancelled"
+
+
+class TaskStatus(str, Enum):
+    """One approver's part in a request."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SENT_BACK = "sent_back"
+    TRANSFERRED = "transferred"
+    CLOSED = "closed"  # the request was decided without this approver's answer
+
+
+class ApprovalRequest(Base):
+    """A move of a record to another stage, waiting for approval; the record stays put meanwhile."""
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (
+        Index("ix_approval_requests_record", "record_id", "status"),
+        Index("ix_approval_requests_requester", "requested_by", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    entity_key: Mapped[str] = mapped_column(String(64))
+    pipeline_key: Mapped[str] = mapped_column(String(64))
+    pipeline_version: Mapped[int] = mapped_column(Integer)
+    from_stage: Mapped[str | None] = mapped_column(String(64))
+    to_stage: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=ApprovalStatus.PENDING.value)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[list] = mapped_column(JsonDocument)  # [{"label": ..., "mode": "any"|"all"}]
+    self_approval: Mapped[bool] = mapped_column(default=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str | None] = mapped_column(Text)
+    checklist: Mapped[list | None] = mapped_column(JsonDocument)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # every decision bumps ``version``
+    version: Mapped[int] = mapped_column(Integer)
+
+    tasks: Mapped[list[ApprovalTask]] = relationship(order_by="ApprovalTask.id", back_populates="request",
+                                                     cascade="all, delete-orphan")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ApprovalTask(Base):
+    """One approver's part in one step of a request."""
+
+    __tablename__ = "approval_tasks"
+    __table_args__ = (Index("ix_approval_tasks_user", "user_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("approval_requests.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING.value)
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None]
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # transfers and added approvers
+
+    request: Mapped[ApprovalRequest] = relationship(back_populates="tasks")

@@ -25,7 +25,8 @@ def record_json(record: Record) -> dict:
 def change_json(change: ChangeLog) -> dict:
     return {"id": change.id, "action": change.action, "record_version": change.record_version,
             "entity_version": change.entity_version, "changes": change.diff, "actor_id": change.actor_id,
-            "cause": {"kind": change.cause_kind, "ref": change.cause_ref}, "at": iso(change.at)}
+            "cause": {"kind": change.cause_kind, "ref": change.cause_ref}, "at": iso(change.at),
+            **({"detail": change.detail} if change.detail else {})}
 
 
 def app_json(app: App) -> dict:

@@ -42,12 +42,17 @@ def published_version(session: Session, app: App, kind: str, key: str,
     return session.scalar(query)
 
 
-def published_bodies(session: Session, app: App, kind: str) -> list[dict]:
-    query = (select(DefinitionVersion.body).join(Definition)
+def published_rows(session: Session, app: App, kind: str) -> list[DefinitionVersion]:
+    """The latest published version of every definition of ``kind``, by key."""
+    query = (select(DefinitionVersion).join(Definition)
              .where(Definition.app_id == app.id, Definition.kind == kind,
                     DefinitionVersion.version == Definition.published_version)
              .order_by(Definition.key))
     return list(session.scalars(query))
+
+
+def published_bodies(session: Session, app: App, kind: str) -> list[dict]:
+    return [row.body for row in published_rows(session, app, kind)]
 
 
 MEMO = "formloom.entities"
@@ -84,8 +89,9 @@ def _related_bodies(session: Session, app: App, body: dict) -> dict[str, dict]:
 
 
 def forget(session: Session) -> None:
-    """Drop the session's remembered entity versions (after a publish)."""
+    """Drop the session's remembered entity and pipeline versions (after a publish)."""
     session.info.pop(MEMO, None)
+    session.info.pop("formloom.pipelines", None)
 
 
 def entity_keys(session: Session, app: App) -> list[str]:

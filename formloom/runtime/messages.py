@@ -118,6 +118,40 @@ ZH.update({
     "allows at most 1 file": "最多 1 个文件",
 })
 
+# Pipelines and approvals
+ZH.update({
+    "{text}": "{text}",
+    "{field}": "{field}",
+    "{items}": "{items}",
+    "It cannot move from {from_stage} to {to_stage}; it can move to: {allowed}.":
+        "不能从“{from_stage}”移到“{to_stage}”；可以移到：{allowed}。",
+    "The conditions for moving from {from_stage} to {to_stage} are not met.":
+        "不满足从“{from_stage}”移到“{to_stage}”的条件。",
+    "To enter {stage}, fill {fields}.": "进入“{stage}”前，请填写{fields}。",
+    "To enter {stage}, confirm: {items}.": "进入“{stage}”前，请确认：{items}。",
+    "Fill {field} to enter {stage}.": "填写{field}后才能进入“{stage}”。",
+    "This record is waiting for approval to move to {stage} (request #{id}); it stays in its stage until that "
+    "is decided or withdrawn.": "此记录正在等待审批移到“{stage}”（申请 #{id}）；审批完成或撤回前，它停留在当前阶段。",
+    "A new record cannot start in {stage}: entering it needs approval. Create it in an earlier stage, then "
+    "move it.": "新记录不能直接处于“{stage}”：进入该阶段需要审批。请先在之前的阶段创建，再推进。",
+    "Moving to {stage} needs approval: use Move (or POST .../transition) to ask for it.":
+        "移到“{stage}”需要审批：请使用“推进”（或 POST .../transition）提交审批。",
+    "This request is not waiting for your decision.": "此申请不在等待您的审批。",
+    "You asked for this approval; someone else must decide it.": "这是您提交的审批，需由其他人审批。",
+    "Only the person who asked for this approval can withdraw it.": "只有提交人可以撤回此审批。",
+    "approved": "通过",
+    "rejected": "驳回",
+    "sent back": "退回",
+    "withdrawn": "撤回",
+    "This request was already {status} by {name}; nothing was changed.": "此申请已被{name}{status}，未做任何更改。",
+    "Choose an active member of this app to pass the request to.": "请选择本应用中的一位在职成员来处理此申请。",
+    "The requester cannot approve their own request.": "提交人不能审批自己的申请。",
+    "{name} is already an approver of this step.": "{name}已是此步骤的审批人。",
+    "Someone else decided this request at the same moment; reload it to see the outcome.":
+        "其他人在同一时刻处理了此申请；请刷新查看结果。",
+})
+
+
 CATALOGS = {"zh-CN": ZH}
 
 

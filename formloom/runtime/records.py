@@ -17,7 +17,7 @@ from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import json_value, utcnow
 from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
-from formloom.runtime import catalog, serials
+from formloom.runtime import catalog, pipelines, serials
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.validation import Situation, defaults, validate_values
@@ -84,9 +84,31 @@ def _log(session: Session, record: Record, action: ChangeAction, changes: dict, 
                           actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref))
 
 
+def owner_of(entity: CompiledEntity, data: Mapping, fallback: int | None) -> int | None:
+    """The record's owner: the entity's owner field when it names one, else ``fallback``."""
+    owner_field = entity.body.get("owner_field")
+    value = data.get(owner_field) if owner_field else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else fallback
+
+
+def write_change(session: Session, record: Record, changes: dict, cause: Cause) -> None:
+    """Log an update made outside :func:`update` (an admin's migration of values)."""
+    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=record.version + 1)
+
+
+def log_event(session: Session, record: Record, cause: Cause, detail: dict) -> None:
+    """Write an entry that changes no value (an approval asked for or decided) to the history."""
+    session.add(ChangeLog(record=record, record_version=record.version, entity_version=record.entity_version,
+                          action=ChangeAction.APPROVAL.value, diff={}, actor_id=cause.user_id,
+                          cause_kind=cause.kind.value, cause_ref=cause.ref, detail=detail))
+
+
 def create(session: Session, user: User, cause: Cause, app: App, entity_key: str,
            values: Mapping[str, Any], *, locale: str = "en", situation: Situation | None = None) -> Record:
-    """Validate ``values`` against the latest published entity and store a new record."""
+    """Validate ``values`` against the latest published entity and store a new record.
+
+    A record of an entity with a pipeline must meet the gate of the stage it starts in.
+    """
     authorize(session, user, Action.CREATE_RECORD, app)
     entity = catalog.entity(session, app, entity_key)
     situation = situation or Situation(user_id=user.id)
@@ -94,17 +116,20 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
     starting = {k: v for k, v in defaults(entity, situation).items() if k not in values}
     data = validate_values(entity, {**starting, **values}, resolver=DatabaseResolver(session, app),
                            locale=locale, situation=situation)
+    pipeline = pipelines.check_stage_change(session, app, entity, None, data, {}, situation, None, locale)
     now = utcnow()
     for spec in entity.fields:
         if spec.type.name == "serial":
             data[spec.key] = serials.next_value(session, app.id, entity.key, spec.key,
                                                 spec.definition["pattern"], situation.now)
     record = Record(app_id=app.id, entity_key=entity.key, entity_version=entity.version, data=data,
-                    title=title_of(entity, data), owner_id=user.id, created_at=now, created_by=user.id,
-                    updated_at=now, updated_by=user.id)
+                    title=title_of(entity, data), owner_id=owner_of(entity, data, user.id), created_at=now,
+                    created_by=user.id, updated_at=now, updated_by=user.id)
     session.add(record)
     _log(session, record, ChangeAction.CREATE, diff({}, data), cause, record_version=1)
     session.flush()
+    if pipeline is not None:
+        pipelines.record_entry(session, app, pipeline, record, data[pipeline.stage_field], user.id, situation.now)
     return record
 
 
@@ -120,18 +145,19 @@ def get(session: Session, user: User, app: App, entity_key: str, record_id: int,
 
 def update(session: Session, user: User, cause: Cause, app: App, record: Record,
            values: Mapping[str, Any], expected_version: int, *, locale: str = "en",
-           situation: Situation | None = None) -> Record:
+           situation: Situation | None = None, move: pipelines.Move | None = None) -> Record:
     """Apply ``values`` (some or all fields) to a record last seen at ``expected_version``.
 
     A stale ``expected_version`` raises :class:`VersionConflict` naming what changed meanwhile;
     the database re-checks the version in the UPDATE itself, so two writers that both passed
-    the first check still cannot both win.
+    the first check still cannot both win. A change of the stage field must pass the stage's
+    gate (``move`` carries what a move through :func:`pipelines.move` added).
     """
     authorize(session, user, Action.UPDATE_RECORD, app)
     if record.deleted_at is not None:
         raise NotFound(f"{record.entity_key.capitalize()} #{record.id} is deleted; restore it first.")
     if record.version != expected_version:
-        raise _conflict(session, record, expected_version)
+        raise version_conflict(session, record, expected_version)
     entity = catalog.entity(session, app, record.entity_key)
     before = dict(record.data)
     situation = situation or Situation(user_id=user.id)
@@ -141,8 +167,10 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     changes = diff(before, data)
     if not changes:
         return record
+    pipeline = pipelines.check_stage_change(session, app, entity, record, data, before, situation, move, locale)
     record.data = data  # a new dict: in-place edits of JSON are not detected
     record.title = title_of(entity, data)
+    record.owner_id = owner_of(entity, data, record.owner_id)
     record.entity_version = entity.version
     record.updated_at = utcnow()
     record.updated_by = user.id
@@ -156,11 +184,14 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
         fresh = session.get(Record, record.id)
         if fresh.version == expected_version:
             raise Conflict("The database is busy with another change to this record; try again.") from exc
-        raise _conflict(session, fresh, expected_version) from None
+        raise version_conflict(session, fresh, expected_version) from None
+    if pipeline is not None:
+        pipelines.record_entry(session, app, pipeline, record, data.get(pipeline.stage_field), user.id,
+                               situation.now, move)
     return record
 
 
-def _conflict(session: Session, record: Record, expected_version: int) -> VersionConflict:
+def version_conflict(session: Session, record: Record, expected_version: int) -> VersionConflict:
     session.refresh(record)
     changed: dict[str, list] = {}
     for row in session.scalars(select(ChangeLog).where(ChangeLog.record_id == record.id,
