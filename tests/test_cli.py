@@ -10,7 +10,8 @@ import pytest
 
 from formloom import create_app
 from formloom.platform.db import new_session
-from formloom.platform.models import ChangeLog, Record
+from formloom.platform.models import ChangeLog, Record, StageVisit, User
+from formloom.runtime import approvals
 
 
 def formloom(instance, *args: str, database_url: str | None = None) -> subprocess.CompletedProcess:
@@ -53,7 +54,14 @@ def test_demo_prepares_instance_and_prints_login(instance):
     session = new_session(app)
     records = session.query(Record).count()
     assert records > 100
-    assert session.query(ChangeLog).filter(ChangeLog.cause_kind == "cli").count() == records
+    created = session.query(ChangeLog).filter(ChangeLog.cause_kind == "cli", ChangeLog.action == "create")
+    assert created.count() == records
+    # Opportunities were walked through the sales pipeline: stage history, and discounts waiting
+    # for the sales manager.
+    opportunities = session.query(Record).filter(Record.entity_key == "opportunity").count()
+    assert session.query(StageVisit.record_id).distinct().count() == opportunities
+    manager = session.query(User).filter(User.username == "zhang.min").one()
+    assert approvals.waiting_count(session, manager) > 0
     session.close()
 
     client = app.test_client()

@@ -123,15 +123,15 @@ def test_entities_have_the_fields_asked_for():
 
 # --- installing --------------------------------------------------------------------------
 
-def test_install_publishes_four_entities_four_forms_and_the_app(db, admin, crm):
+def test_install_publishes_four_entities_four_forms_the_pipeline_and_the_app(db, admin, crm):
     assert crm.key == "crm" and crm.label == {"en": "CRM", "zh-CN": "客户关系管理"}
     rows = definitions.list_definitions(db, crm)
-    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4}
+    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1}
     assert all(d.draft is None for d in rows)
     # Entities and forms at version 1; the app definition gains its navigation in version 2.
-    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("app", 2)}
+    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("app", 2)}
     template = load_template("crm")
-    for body in [*template["entities"], *template["forms"]]:
+    for body in [*template["entities"], *template["forms"], *template["pipelines"]]:
         published = catalog.published_version(db, crm, body["kind"], body["key"])
         assert published.body == body
         assert definitions.check(db, crm, body["kind"], body["key"], body) == []
@@ -221,7 +221,9 @@ def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, 
     assert set(per_customer.values()) <= {1, 2, 3} and len(per_customer) == 40
     per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "opportunity")
     assert set(per_customer.values()) <= {1, 2} and len(per_customer) == 40
-    assert {r.owner_id for r in by_id.values()} == {admin.id}  # the actor creates every record
+    # The actor creates every record; an opportunity belongs to the user in its owner field.
+    assert {r.owner_id for r in by_id.values() if r.entity_key != "opportunity"} == {admin.id}
+    assert all(r.owner_id == r.data["owner"] for r in by_id.values() if r.entity_key == "opportunity")
 
 
 def test_demo_data_is_deterministic(db, admin, crm):

@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from formloom.platform.db import utcnow
 from formloom.platform.errors import Conflict, Forbidden, FormloomError, Unauthorized
-from formloom.platform.models import ApiToken, App, AppMember, CauseKind, Role, User
+from formloom.platform.models import ApiToken, App, AppMember, AppRole, CauseKind, Role, Team, TeamMember, User
 
 TOKEN_PREFIX = "flm_"
 
@@ -121,10 +121,28 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-def grant_app(session: Session, user: User, app: App) -> None:
-    if not is_member(session, user, app):
-        session.add(AppMember(app_id=app.id, user_id=user.id))
-        session.flush()
+def grant_app(session: Session, user: User, app: App, role: str | None = None) -> None:
+    """Give ``user`` access to ``app`` (as a rep unless ``role`` says otherwise; sets the role if given)."""
+    member = session.get(AppMember, (app.id, user.id))
+    if member is None:
+        session.add(AppMember(app_id=app.id, user_id=user.id, role=role or AppRole.REP.value))
+    elif role is not None:
+        member.role = role
+    session.flush()
+
+
+def add_team(session: Session, key: str, name: str, manager: User | None, members: list[User]) -> Team:
+    """Create a team (or update the one with ``key``): its manager and its members."""
+    team = session.scalar(select(Team).where(Team.key == key))
+    if team is None:
+        team = Team(key=key, name=name)
+        session.add(team)
+    team.name, team.manager_id = name, manager.id if manager else None
+    session.flush()
+    present = set(session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team.id)))
+    session.add_all(TeamMember(team_id=team.id, user_id=u.id) for u in members if u.id not in present)
+    session.flush()
+    return team
 
 
 # --- API tokens ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from formloom.platform import auth, migrate
 from formloom.platform.db import get_engine, new_session
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, User
+from formloom.platform.models import App, AppRole, User
 
 
 class Context:
@@ -193,24 +193,27 @@ def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
             admin = auth.create_user(session, "admin", password, admin=True, display_name="Admin")
         else:
             auth.set_password(admin, password)
-        reps = []
-        for username, display in (("li.wei", "李伟"), ("emma", "Emma Clark")):
-            rep = session.scalar(select(User).where(User.username == username))
-            reps.append(rep or auth.create_user(session, username, password, display_name=display))
+        people = []
+        for username, display in (("li.wei", "李伟"), ("emma", "Emma Clark"), ("zhang.min", "张敏")):
+            person = session.scalar(select(User).where(User.username == username))
+            people.append(person or auth.create_user(session, username, password, display_name=display))
+        *reps, manager = people
         crm = session.scalar(select(App).where(App.key == "crm"))
         if crm is None:
             crm = install(session, admin, "crm")
             for rep in reps:
                 auth.grant_app(session, rep, crm)
+            auth.grant_app(session, manager, crm, role=AppRole.MANAGER.value)
+            auth.add_team(session, "east_sales", "East China sales / 华东销售部", manager, reps)
             counts = load_demo_data(session, admin, crm, owners=[admin, *reps])
             click.echo(f"Installed the CRM template with sample records: {counts}")
-        for rep in reps:
-            auth.set_password(rep, password)
+        for person in people:
+            auth.set_password(person, password)
         session.commit()
     click.echo(f"Instance folder: {app.instance_path}")
     click.echo(f"Formloom is running at http://{host}:{port}/")
     click.echo(f"Log in as admin with password: {password}")
-    click.echo("(sales reps li.wei and emma have the same password)")
+    click.echo("(sales reps li.wei and emma, and their sales manager zhang.min, have the same password)")
     if not no_serve:
         _serve(app, host, port)
 

@@ -122,14 +122,14 @@ def request(session: Session, user: User, cause: Cause, app: App, pipeline, reco
     session.add(req)
     session.flush()
     _log(session, record, cause, {
-        "event": "requested", "request": req.id, "from": from_stage, "to": to_stage, "comment": req.comment})
+        "event": "requested", "request": req.id, "from": from_stage, "to": to_stage, "comment": req.comment}, now)
     return req
 
 
-def _log(session: Session, record: Record, cause: Cause, detail: dict) -> None:
+def _log(session: Session, record: Record, cause: Cause, detail: dict, at: datetime) -> None:
     from formloom.runtime.records import log_event
 
-    log_event(session, record, cause, {k: v for k, v in detail.items() if v is not None})
+    log_event(session, record, cause, {k: v for k, v in detail.items() if v is not None}, at)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def decide(session: Session, user: User, request_id: int, decision: Decision | s
     cause = Cause(CauseKind.APPROVAL, user.id, f"approval:{req.id}")
     _log(session, record, cause, {"event": decision.value, "request": req.id, "to": req.to_stage, "comment": comment,
                                   "user": other_user_id if decision in (Decision.TRANSFER, Decision.ADD_APPROVER)
-                                  else None, "status": req.status})
+                                  else None, "status": req.status}, now)
     _flush(session, req, locale)
     if req.status == ApprovalStatus.APPROVED.value:
         _carry_out(session, user, cause, req, record, locale, now)
@@ -245,7 +245,7 @@ def withdraw(session: Session, user: User, request_id: int, *, locale: str = "en
     _finish(req, ApprovalStatus.CANCELLED, user, now)
     req.updated_at = now
     _log(session, session.get(Record, req.record_id), Cause(CauseKind.USER, user.id),
-         {"event": "withdrawn", "request": req.id, "to": req.to_stage})
+         {"event": "withdrawn", "request": req.id, "to": req.to_stage}, now)
     _flush(session, req, locale)
     return req
 

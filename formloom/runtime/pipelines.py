@@ -209,9 +209,10 @@ def gate_missing(pipeline: Pipeline, entity: CompiledEntity, from_stage: str | N
         transition = pipeline.transition(from_stage, to_stage)
         if transition is None:
             allowed = [s.label for s in pipeline.next_stages(from_stage)]
-            return [Missing("transition", Message("It cannot move from {from_stage} to {to_stage}; it can move to: "
-                                                  "{allowed}.", from_stage=pipeline.by_key[from_stage].label,
-                                                  to_stage=stage.label, allowed=_labels(allowed)))]
+            message = Message("It cannot move from {from_stage} to {to_stage}; it can move to: {allowed}.",
+                              from_stage=pipeline.by_key[from_stage].label, to_stage=stage.label,
+                              allowed=_labels(allowed))
+            return [Missing("transition", message)]
         if transition.get("condition") and not _holds(entity, transition["condition"], document, situation):
             message = transition.get("message")
             missing.append(Missing("transition", Message("{text}", text=message) if message else
@@ -529,7 +530,7 @@ def move_stranded(session: Session, actor: User | None, app: App, pipeline: Pipe
         before = dict(record.data)
         record.data = {**before, pipeline.stage_field: moves[before[pipeline.stage_field]]}
         record.updated_at = now
-        write_change(session, record, diff(before, record.data), cause)
+        write_change(session, record, diff(before, record.data), cause, now)
         session.flush()
         record_entry(session, app, pipeline, record, record.data[pipeline.stage_field], cause.user_id, now)
         moved += 1

@@ -6,6 +6,7 @@ user and never look at the request.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -77,11 +78,12 @@ def diff(before: Mapping, after: Mapping) -> dict[str, list]:
 
 
 def _log(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause,
-         record_version: int) -> None:
+         record_version: int, at: datetime | None = None) -> None:
     """Add the change-log row; it is written in the same flush as the record change."""
     session.add(ChangeLog(record=record, record_version=record_version,
                           entity_version=record.entity_version, action=action.value, diff=changes,
-                          actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref))
+                          actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref,
+                          at=at or utcnow()))
 
 
 def owner_of(entity: CompiledEntity, data: Mapping, fallback: int | None) -> int | None:
@@ -91,16 +93,16 @@ def owner_of(entity: CompiledEntity, data: Mapping, fallback: int | None) -> int
     return value if isinstance(value, int) and not isinstance(value, bool) else fallback
 
 
-def write_change(session: Session, record: Record, changes: dict, cause: Cause) -> None:
+def write_change(session: Session, record: Record, changes: dict, cause: Cause, at: datetime | None = None) -> None:
     """Log an update made outside :func:`update` (an admin's migration of values)."""
-    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=record.version + 1)
+    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=record.version + 1, at=at)
 
 
-def log_event(session: Session, record: Record, cause: Cause, detail: dict) -> None:
+def log_event(session: Session, record: Record, cause: Cause, detail: dict, at: datetime | None = None) -> None:
     """Write an entry that changes no value (an approval asked for or decided) to the history."""
     session.add(ChangeLog(record=record, record_version=record.version, entity_version=record.entity_version,
                           action=ChangeAction.APPROVAL.value, diff={}, actor_id=cause.user_id,
-                          cause_kind=cause.kind.value, cause_ref=cause.ref, detail=detail))
+                          cause_kind=cause.kind.value, cause_ref=cause.ref, detail=detail, at=at or utcnow()))
 
 
 def create(session: Session, user: User, cause: Cause, app: App, entity_key: str,
@@ -117,7 +119,7 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
     data = validate_values(entity, {**starting, **values}, resolver=DatabaseResolver(session, app),
                            locale=locale, situation=situation)
     pipeline = pipelines.check_stage_change(session, app, entity, None, data, {}, situation, None, locale)
-    now = utcnow()
+    now = situation.now
     for spec in entity.fields:
         if spec.type.name == "serial":
             data[spec.key] = serials.next_value(session, app.id, entity.key, spec.key,
@@ -126,7 +128,7 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
                     title=title_of(entity, data), owner_id=owner_of(entity, data, user.id), created_at=now,
                     created_by=user.id, updated_at=now, updated_by=user.id)
     session.add(record)
-    _log(session, record, ChangeAction.CREATE, diff({}, data), cause, record_version=1)
+    _log(session, record, ChangeAction.CREATE, diff({}, data), cause, record_version=1, at=now)
     session.flush()
     if pipeline is not None:
         pipelines.record_entry(session, app, pipeline, record, data[pipeline.stage_field], user.id, situation.now)
@@ -172,9 +174,10 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     record.title = title_of(entity, data)
     record.owner_id = owner_of(entity, data, record.owner_id)
     record.entity_version = entity.version
-    record.updated_at = utcnow()
+    record.updated_at = situation.now
     record.updated_by = user.id
-    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=expected_version + 1)
+    _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=expected_version + 1,
+         at=situation.now)
     try:
         session.flush()
     except (StaleDataError, OperationalError) as exc:

@@ -9,16 +9,16 @@ from sqlalchemy import func, select
 from formloom.platform.api_common import BadRequest
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
-from formloom.platform.errors import RecordValidationError, VersionConflict
+from formloom.platform.errors import Conflict, RecordValidationError, VersionConflict
 from formloom.platform.models import App, Record, User
 from formloom.platform.storage import storage_for
 from formloom.platform.web_auth import login_required
-from formloom.runtime import catalog, files, listing, records
+from formloom.runtime import catalog, files, listing, pipelines, records
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
 from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
-from formloom.runtime.i18n import current_locale, translate
+from formloom.runtime.i18n import UI_TEXT, current_locale, translate
 from formloom.runtime.labels import text_of
 from formloom.runtime.validation import Situation, defaults, hidden_fields, preview
 
@@ -79,7 +79,7 @@ def app_home(app_key: str):
                              .order_by(Record.updated_at.desc(), Record.id.desc()).limit(8)))
     labels = {e.key: e.body["label"] for e in entities}
     return render_template("app_home.html", app=app, entities=entities, counts=counts, recent=recent,
-                           labels=labels)
+                           labels=labels, pipelines=list(pipelines.pipelines_of(db, app).values()))
 
 
 def _nav(app: App) -> list[tuple[str, dict | str]]:
@@ -112,6 +112,7 @@ def record_list(app_key: str, entity_key: str):
     return render_template("record_list.html", app=app, entity=entity, page=page, columns=columns,
                            filter_fields=filter_fields, ctx=ctx, page_number=page_number, pages=pages,
                            error=error, nav=_nav(app), args=request.args,
+                           pipeline=pipelines.pipeline_for(db, app, entity.key),
                            other_forms=[f for f in catalog.forms_of(db, app, entity) if f["key"] != entity.key])
 
 
@@ -122,12 +123,16 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     compiled = compile_form(entity, catalog.form_for(db, app, entity, form_key), current_locale())
     situation = Situation(user_id=g.user.id, record_id=record.id if record else None,
                           extra_visibility=compiled.section_conditions)
+    pipeline = pipelines.pipeline_for(db, app, entity.key)
+    # A saved record changes stage by moving (its gate, checklist and approval), not in the form.
+    stage_locked = pipeline.stage_field if pipeline is not None and record is not None else None
     conflict = None
     if request.method == "POST":
         form = compiled.form_class()
         bind_choices(db, g.user, app, entity, compiled, form, _lookup_url(app), translate("search"))
         errors: dict[str, list[str]] = {}
         values = form_values(form, compiled, entity)
+        values.pop(stage_locked, None)
         file_errors = _receive_files(db, app, entity, compiled, values)
         try:
             if file_errors:
@@ -150,6 +155,10 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
             db.rollback()
             conflict = exc
             flash(exc.message, "error")
+        except (pipelines.StageGateError, Conflict) as exc:
+            db.rollback()
+            errors = exc.field_messages() or {}
+            flash(exc.message, "error")
         status = 409 if conflict else 422
         shown = {**(record.data if record else {}), **values}
     else:
@@ -162,6 +171,7 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     return render_template("record_form.html", app=app, entity=entity, compiled=compiled, form=form,
                            record=record, errors=errors, attr_name=attr_name, version=version,
                            conflict=conflict, nav=_nav(app), files=files, form_key=form_key,
+                           stage_locked=stage_locked, pipeline=pipeline,
                            logic=form_logic(entity, compiled, g.user.id, situation),
                            locked={own for s in entity.fields if s.definition.get("fill_locked")
                                    for own in s.definition.get("fill", {})},
@@ -256,8 +266,16 @@ def record_page(app_key: str, entity_key: str, record_id: int):
     ctx = display_context(entity, [record.data] + [_diff_side(c.diff, i) for c in changes for i in (0, 1)],
                           actor_ids)
     hidden = hidden_fields(entity, record.data, Situation(user_id=g.user.id, record_id=record.id))
+    from formloom.runtime.pipelines_views import stage_panel
+
+    stage = stage_panel(db, app, record)
+    if stage:
+        actor_ids |= {v.entered_by for v in stage["visits"] if v.entered_by}
+        people = actor_ids | {r.requested_by for r in stage["requests"]}
+        ctx.users.update(dict(db.execute(select(User.id, User.display_name).where(User.id.in_(people))).all()))
     return render_template("record_page.html", app=app, entity=entity, record=record, form_body=form_body,
-                           hidden=hidden,
+                           hidden=hidden, stage=stage,
+                           approval_events={k for k in UI_TEXT if k.startswith("event_")},
                            removed=removed, changes=changes, ctx=ctx, past_fields=past_fields,
                            nav=_nav(app))
 

@@ -1,7 +1,7 @@
 """Bundled app templates (definitions as JSON files) and their installer.
 
-A template is a folder under :data:`TEMPLATES_DIR` holding ``app.json``, ``entities/*.json``
-and ``forms/*.json``. Installing one creates the app and publishes every definition through
+A template is a folder under :data:`TEMPLATES_DIR` holding ``app.json``, ``entities/*.json``,
+``forms/*.json`` and ``pipelines/*.json``. Installing one creates the app and publishes every definition through
 :mod:`formloom.builder.definitions`, so a template is checked exactly like a hand-made app.
 """
 from __future__ import annotations
@@ -51,9 +51,9 @@ def list_templates() -> list[dict]:
 def load_template(name: str) -> dict:
     """The definitions of template ``name``.
 
-    Returns ``{"name", "app", "entities", "forms"}``: the app body, the entity bodies ordered so
-    that relation targets come before the entities relating to them (cycles keep file order),
-    and the form bodies ordered by their entity.
+    Returns ``{"name", "app", "entities", "forms", "pipelines"}``: the app body, the entity bodies
+    ordered so that relation targets come before the entities relating to them (cycles keep file
+    order), the form bodies ordered by their entity, and the pipelines.
     """
     names = _template_names()
     if not isinstance(name, str) or name not in names:
@@ -62,6 +62,7 @@ def load_template(name: str) -> dict:
     app = _read_json(folder / "app.json")
     entities = [_read_json(p) for p in sorted((folder / "entities").glob("*.json"))]
     forms = [_read_json(p) for p in sorted((folder / "forms").glob("*.json"))]
+    pipelines = [_read_json(p) for p in sorted((folder / "pipelines").glob("*.json"))]
     for path, body in zip(sorted((folder / "entities").glob("*.json")), entities):
         if body.get("key") != path.stem:
             raise FormloomError(f"Template file {path.relative_to(TEMPLATES_DIR)} must define key '{path.stem}'.")
@@ -69,7 +70,7 @@ def load_template(name: str) -> dict:
     position = {body["key"]: i for i, body in enumerate(ordered)}
     forms.sort(key=lambda f: (position.get(f.get("entity"), len(position)), f.get("key") != f.get("entity"),
                               str(f.get("key"))))
-    return {"name": name, "app": app, "entities": ordered, "forms": forms}
+    return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -97,8 +98,8 @@ def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]
 def install(session: Session, actor: User | None, name: str = "crm", app_key: str | None = None) -> App:
     """Create an app from template ``name`` (under ``app_key``, default the template's key).
 
-    Publishes the entities (relation targets first), then the forms, then the app definition
-    with its navigation. Everything happens in a savepoint: on any error nothing is left
+    Publishes the entities (relation targets first), then the forms and pipelines, then the app
+    definition with its navigation. Everything happens in a savepoint: on any error nothing is left
     behind in the session. Raises :class:`Conflict` when the app key is taken.
     """
     if actor is not None:
@@ -117,7 +118,7 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
             definitions.save_draft(session, actor, app, "entity", body["key"], body)
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
-        for body in template["forms"]:
+        for body in template["forms"] + template["pipelines"]:
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
     return app

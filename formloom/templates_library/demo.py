@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from formloom.platform.auth import Cause
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, User
-from formloom.runtime import catalog, records
+from formloom.platform.models import App, AppMember, User
+from formloom.runtime import catalog, pipelines, records
+from formloom.runtime.validation import Situation
 
 # --- vocabulary ------------------------------------------------------------------------------
 
@@ -134,13 +137,30 @@ class _Maker:
         self.counts: dict[str, int] = {}
         self.fields: dict[str, set[str]] = {}
 
-    def create(self, entity_key: str, values: dict[str, Any]) -> int:
+    def create(self, entity_key: str, values: dict[str, Any], at: datetime | None = None) -> int:
         if entity_key not in self.fields:
             self.fields[entity_key] = set(catalog.entity(self.session, self.app, entity_key).by_key)
         known = {k: v for k, v in values.items() if k in self.fields[entity_key] and v is not None}
-        record = records.create(self.session, self.actor, self.cause, self.app, entity_key, known)
+        situation = Situation(user_id=self.actor.id, now=at) if at else None
+        record = records.create(self.session, self.actor, self.cause, self.app, entity_key, known,
+                                situation=situation)
         self.counts[entity_key] = self.counts.get(entity_key, 0) + 1
         return record.id
+
+    def move(self, entity_key: str, record_id: int, stage: str, at: datetime) -> None:
+        """Move a record on the pipeline at ``at``, confirming the stage's checklist."""
+        record = records.get(self.session, self.actor, self.app, entity_key, record_id)
+        pipeline = pipelines.pipeline_for(self.session, self.app, entity_key)
+        checklist = [item["key"] for item in pipeline.by_key[stage].gate.get("checklist", ())]
+        pipelines.move(self.session, self.actor, self.cause, self.app, record, stage, checklist=checklist,
+                       situation=Situation(user_id=self.actor.id, now=at))
+
+    @cached_property
+    def can_approve(self) -> bool:
+        """Whether someone other than the actor can approve discounts (a sales manager)."""
+        return self.session.scalar(
+            select(AppMember.user_id).where(AppMember.app_id == self.app.id, AppMember.role == "manager",
+                                            AppMember.user_id != self.actor.id).limit(1)) is not None
 
 
 def load_demo_data(session: Session, actor: User, app: App, *, seed: int = 7, customers: int = 40,
@@ -240,27 +260,53 @@ def _contact(rng: random.Random, maker: _Maker, company: dict, customer_id: int,
     return contact_id, name
 
 
+FUNNEL = ["lead", "needs_analysis", "proposal", "negotiation", "contract", "won"]
+
+
 def _opportunity(rng: random.Random, maker: _Maker, company: dict, customer_id: int,
                  contacts: list[tuple[int, str]], owner: User, chinese: bool,
                  today: date) -> tuple[int, str, date | None]:
-    """One opportunity; returns its id, its stage and, when won or lost, the day it closed."""
+    """One opportunity, walked through the sales pipeline from its first day to its stage today.
+
+    Every move goes through the pipeline (gates, checklists, approvals) on a controlled clock, so
+    the stage history, time in stage and conversion figures are those of a real team. Returns its
+    id, its stage and, when won or lost, the day it closed.
+    """
     stage, probability = _weighted_stage(rng)
     products = rng.sample(PRODUCTS, rng.randint(1, 3))
     zh, en = DEAL_NAMES[products[0]]
     name = f"{company['short']}{zh}" if chinese else f"{company['short']} – {en}"
     amount = rng.randint(20, 1500) * 1000 + rng.choice([0, 0, 0, 500, 800])
-    if stage in OPEN_STAGES:
-        expected_close = today + timedelta(days=rng.randint(7, 150))
-    else:
-        expected_close = today - timedelta(days=rng.randint(5, 200))
+    path = _path_to(rng, stage)
+    steps = [timedelta(days=rng.randint(2, 16), hours=rng.randint(0, 7)) for _ in path]
+    first = datetime.combine(today, time(9, rng.choice([0, 15, 30])), tzinfo=UTC) - sum(steps, timedelta()) \
+        - timedelta(days=rng.randint(1, 20))
+    closed_on = (first + sum(steps, timedelta())).date() if stage not in OPEN_STAGES else None
+    expected_close = closed_on or today + timedelta(days=rng.randint(7, 150))
+    # Discounts above 20% wait for a sales manager's approval: a few deals ask for it today.
+    wants_approval = stage == "proposal" and maker.can_approve and rng.random() < 0.5
+    discount = rng.choice([25, 30]) if wants_approval else rng.choice([0, 0, 5, 10, 15])
     lost_reason = rng.choice(LOST_REASONS)[0 if chinese else 1] if stage == "lost" else None
     opportunity_id = maker.create("opportunity", {
         "name": name, "customer": customer_id, "contact": rng.choice(contacts)[0],
-        "amount": f"{amount}.00", "stage": stage, "probability": str(probability),
+        "amount": f"{amount}.00", "stage": "lead", "probability": str(probability), "discount": str(discount),
         "expected_close": expected_close.isoformat(), "source": rng.choice(SOURCES),
         "products": products, "owner": owner.id, "lost_reason": lost_reason,
-    })
-    return opportunity_id, stage, None if stage in OPEN_STAGES else expected_close
+    }, at=first)
+    moment = first
+    for target, step in zip(path, steps):
+        moment += step
+        maker.move("opportunity", opportunity_id, target, moment)
+    if wants_approval:
+        maker.move("opportunity", opportunity_id, "negotiation", moment + timedelta(hours=2))
+    return opportunity_id, stage, closed_on
+
+
+def _path_to(rng: random.Random, stage: str) -> list[str]:
+    """The stages a deal passed through after Lead capture to reach ``stage``."""
+    if stage == "lost":
+        return [*FUNNEL[1:rng.randint(1, 5)], "lost"]
+    return FUNNEL[1:FUNNEL.index(stage) + 1]
 
 
 def _follow_ups(rng: random.Random, maker: _Maker, customer_id: int, opportunity_id: int, stage: str,

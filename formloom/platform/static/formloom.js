@@ -47,9 +47,17 @@ function enhancePicker(select) {
   });
 }
 
+// Admin-chosen colours (stages, options) arrive as data-color; the CSP allows no inline styles.
+function applyColors(root) {
+  root.querySelectorAll("[data-color]").forEach((el) => {
+    if (/^#[0-9a-fA-F]{6}$/.test(el.dataset.color)) el.style.setProperty("--stage-color", el.dataset.color);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("select[data-lookup]").forEach(enhancePicker);
+  applyColors(document);
   const summary = document.querySelector(".error-summary");
   if (summary) summary.focus();
-  window.formloom = { csrfToken };
+  window.formloom = { csrfToken, applyColors };
 });
