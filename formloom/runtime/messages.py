@@ -147,6 +147,9 @@ ZH.update({
     "Choose an active member of this app to pass the request to.": "请选择本应用中的一位在职成员来处理此申请。",
     "The requester cannot approve their own request.": "提交人不能审批自己的申请。",
     "{name} is already an approver of this step.": "{name}已是此步骤的审批人。",
+    "This record was changed by someone else since you loaded it (you saw version {seen}, it is now at version "
+    "{now}); reload and move it again.": "此记录在您打开后已被他人修改（您看到的是第 {seen} 版，现在是第 {now} 版）；"
+                                          "请刷新后再推进。",
     "Someone else decided this request at the same moment; reload it to see the outcome.":
         "其他人在同一时刻处理了此申请；请刷新查看结果。",
 })

@@ -329,7 +329,11 @@ def move(session: Session, user: User, cause: Cause, app: App, record: Record, t
     if record.deleted_at is not None:
         raise NotFound(f"{record.entity_key.capitalize()} #{record.id} is deleted; restore it first.")
     if expected_version is not None and record.version != expected_version:
-        raise records.version_conflict(session, record, expected_version)
+        conflict = records.version_conflict(session, record, expected_version)
+        conflict.message = tr(locale, "This record was changed by someone else since you loaded it (you saw "
+                                      "version {seen}, it is now at version {now}); reload and move it again.",
+                              seen=expected_version, now=record.version)
+        raise conflict
     situation = situation or Situation(user_id=user.id)
     situation.record_id = record.id
     from_stage = record.data.get(pipeline.stage_field)

@@ -6,10 +6,12 @@ from sqlalchemy import select
 
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session, utcnow
-from formloom.platform.errors import Conflict, Forbidden, FormloomError
-from formloom.platform.models import App, AppMember, Record, User
+from formloom.platform.errors import Conflict, Forbidden, FormloomError, RecordValidationError
+from formloom.platform.models import App, AppMember, ApprovalRequest, ApprovalStatus, Record, User
 from formloom.platform.web_auth import login_required
 from formloom.runtime import approvals, board, catalog, pipelines, records
+from formloom.runtime.fields import FILE_TYPES
+from formloom.runtime.forms import attr_name, bind_choices, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale, translate
 from formloom.runtime.labels import text_of
 from formloom.runtime.pipelines import MoveStatus, Pipeline
@@ -62,9 +64,9 @@ def board_page(app_key: str, key: str):
     return render_template("board.html", app=app, pipeline=pipeline, entity=entity, board=loaded, flt=flt,
                            owners=members(db, app), ctx=ctx, card_specs=card_specs, amount_spec=amount_spec,
                            error=error, nav=_nav(app), args=request.args,
-                           waiting={r for (r,) in db.execute(select(approvals.ApprovalRequest.record_id).where(
-                               approvals.ApprovalRequest.app_id == app.id,
-                               approvals.ApprovalRequest.status == "pending"))})
+                           waiting=set(db.scalars(select(ApprovalRequest.record_id).where(
+                               ApprovalRequest.record_id.in_([r.id for r in cards]),
+                               ApprovalRequest.status == ApprovalStatus.PENDING.value))))
 
 
 @bp.route("/apps/<app_key>/pipelines/<key>/stats")
@@ -107,29 +109,47 @@ def move_page(app_key: str, entity_key: str, record_id: int):
     if to not in pipeline.by_key:
         raise FormloomError(f"Pipeline '{pipeline.key}' has no stage '{to}'; choose one of the stages shown.")
     entity = catalog.entity(db, app, entity_key)
-    status, error = 200, None
+    situation = Situation(user_id=g.user.id, record_id=record.id)
+    current = record.data.get(pipeline.stage_field)
+    missing = pipelines.gate_missing(pipeline, entity, current, to, record.data, situation, checklist=None)
+    # The fields the gate still needs can be filled in right here, saved together with the move.
+    fill = compile_form(entity, {"sections": [{"fields": [m.field for m in missing if m.kind == "field"
+                                                          and entity.by_key[m.field].type.name not in FILE_TYPES
+                                                          and not entity.by_key[m.field].type.computed]}]},
+                        current_locale()) if any(m.kind == "field" for m in missing) else None
+    status, error, errors = 200, None, {}
     if request.method == "POST":
+        form = fill.form_class() if fill else None
         try:
-            result = pipelines.move(db, g.user, g.cause, app, record, to, expected_version=request.form.get(
-                "_version", type=int), checklist=request.form.getlist("checklist"),
-                comment=request.form.get("comment") or None, locale=current_locale())
+            if fill and fill.keys:
+                bind_choices(db, g.user, app, entity, fill, form, _lookup_url(app), translate("search"))
+                records.update(db, g.user, g.cause, app, record, form_values(form, fill, entity), record.version,
+                               locale=current_locale(), situation=situation)
+            result = pipelines.move(db, g.user, g.cause, app, record, to, checklist=request.form.getlist("checklist"),
+                                    comment=request.form.get("comment") or None, locale=current_locale())
             db.commit()
             flash(translate("approval_requested" if result.status is MoveStatus.PENDING_APPROVAL else "moved"),
                   "success")
             return redirect(url_for("runtime.record_page", app_key=app.key, entity_key=entity_key,
                                     record_id=record.id))
-        except (pipelines.StageGateError, Conflict, approvals.NoApprovers) as exc:
+        except (RecordValidationError, pipelines.StageGateError, Conflict, approvals.NoApprovers) as exc:
             db.rollback()
-            error, status = exc.message, exc.http_status
+            error, status, errors = exc.message, exc.http_status, exc.field_messages()
             record = records.get(db, g.user, app, entity_key, record_id)
-    situation = Situation(user_id=g.user.id, record_id=record.id)
-    current = record.data.get(pipeline.stage_field)
-    missing = pipelines.gate_missing(pipeline, entity, current, to, record.data, situation, checklist=None)
+    else:
+        form = fill.form_class(formdata=None, data=initial_data(entity, fill, record.data)) if fill else None
+    if form is not None and fill.keys and request.method == "GET":
+        bind_choices(db, g.user, app, entity, fill, form, _lookup_url(app), translate("search"))
     approval = pipelines._needed_approval(pipeline, entity, current, to, record.data, situation)
     return render_template("move.html", app=app, entity=entity, record=record, pipeline=pipeline,
                            stage=pipeline.by_key[to], current=pipeline.by_key.get(current), missing=missing,
-                           approval=approval, error=error, nav=_nav(app), render=pipelines.render,
+                           approval=approval, error=error, errors=errors, nav=_nav(app), render=pipelines.render,
+                           fill=fill, form=form, attr_name=attr_name,
                            ticked=request.form.getlist("checklist"), comment=request.form.get("comment", "")), status
+
+
+def _lookup_url(app: App):
+    return lambda target: url_for("runtime.lookup", app_key=app.key, entity_key=target)
 
 
 def stage_panel(db, app: App, record: Record) -> dict | None:

@@ -185,8 +185,10 @@
     const error = (body && body.error) || {};
     const missing = Array.isArray(error.missing) ? error.missing : [];
     const links = [];
-    if (missing.some((item) => item && item.kind === "field")) links.push([card.dataset.editUrl, text("fill")]);
-    if (missing.some((item) => item && item.kind === "checklist")) {
+    // The move page asks for the gate's missing fields and checklist in place, and moves with them.
+    if (missing.some((item) => item && item.kind === "field")) {
+      links.push([card.dataset.moveUrl + "?to=" + encodeURIComponent(to), text("fill")]);
+    } else if (missing.some((item) => item && item.kind === "checklist")) {
       links.push([card.dataset.moveUrl + "?to=" + encodeURIComponent(to), text("checklist")]);
     }
     if (error.code === "version_conflict") links.push([window.location.href, text("reload")]);
