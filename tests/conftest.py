@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from formloom import create_app
 from formloom.platform import auth, migrate
 from formloom.platform.db import Base, make_engine, new_session
-from tests.factories import make_quote_app, make_sales_app, make_user
+from tests.factories import make_pipeline_app, make_quote_app, make_sales_app, make_user
 
 PG_URL = os.environ.get("FORMLOOM_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -118,6 +118,15 @@ def outsider(db, sales):
 def quotes(db, admin, rep):
     """The quotes app (customers and quotes, using every form-engine feature), open to the rep."""
     app = make_quote_app(db, admin)
+    auth.grant_app(db, rep, app)
+    db.commit()
+    return app
+
+
+@pytest.fixture
+def pipes(db, admin, rep):
+    """The pipeline app (companies, deals and the deal pipeline), open to the rep."""
+    app = make_pipeline_app(db, admin)
     auth.grant_app(db, rep, app)
     db.commit()
     return app

@@ -15,18 +15,9 @@ from formloom.platform.models import AppMember, ApprovalRequest, Record, Team, T
 from formloom.runtime import approvals, pipelines, records
 from formloom.runtime.pipelines import MoveStatus, StageGateError
 from tests.conftest import bearer
-from tests.factories import make_pipeline_app, make_user, pipeline_body
+from tests.factories import make_user, pipeline_body
 
 BASE = "/api/v1/apps/pipes"
-
-
-@pytest.fixture
-def pipes(db, admin, rep):
-    """The pipeline app, open to the rep."""
-    app = make_pipeline_app(db, admin)
-    auth.grant_app(db, rep, app)
-    db.commit()
-    return app
 
 
 def member(db, app, username, role="rep"):
@@ -489,3 +480,16 @@ def test_service_approval_rechecks_the_gate(db, rep, pipes, m1):
     db.rollback()
     assert db.get(ApprovalRequest, req.id).status == "pending"
     assert db.get(Record, record.id).data["stage"] == "proposal"
+
+
+def test_named_approvers_without_access_to_the_app_are_left_out(db, client, admin, rep, rep_headers, pipes,
+                                                               outsider):
+    with_approval(db, admin, pipes, approvers={"users": ["outsider"]})
+    record = proposal_deal(db, rep, pipes)
+    response = client.post(f"{BASE}/records/deal/{record.id}/transition", json={"to": "negotiation"},
+                           headers=rep_headers)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "no_approvers"
+    assert "users outsider gives no active member of this app" in error["message"]
+    assert stage_of(db, record) == "proposal"

@@ -4,21 +4,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.errors import FormloomError
 from formloom.platform.models import ChangeLog, Record, StageVisit
 from formloom.runtime import imports, records
-from tests.factories import make_pipeline_app
 from tests.test_cli import formloom
-
-
-@pytest.fixture
-def pipes(db, admin, rep):
-    app = make_pipeline_app(db, admin)
-    auth.grant_app(db, rep, app)
-    db.commit()
-    return app
 
 
 def company(db, rep, app, name="Acme"):

@@ -9,17 +9,16 @@ from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.models import Record
 from formloom.runtime import records
-from tests.factories import csrf_token, login, make_pipeline_app, make_user
+from tests.factories import csrf_token, login, make_user
 
 
-@pytest.fixture
-def pipes(db, admin, rep):
-    app = make_pipeline_app(db, admin)
-    auth.grant_app(db, rep, app)
+@pytest.fixture(autouse=True)
+def boss(db, pipes):
+    """The sales manager, who approves discounts."""
     manager = make_user(db, "boss", display_name="Bea Boss")
-    auth.grant_app(db, manager, app, role="manager")
+    auth.grant_app(db, manager, pipes, role="manager")
     db.commit()
-    return app
+    return manager
 
 
 def deal(db, rep, app, **values):

@@ -7,28 +7,18 @@ from urllib.parse import quote
 import pytest
 
 from formloom.builder import definitions
-from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.errors import VersionConflict
 from formloom.platform.models import Record, Team, TeamMember
 from formloom.runtime import pipelines, records
 from formloom.runtime.pipelines import MoveStatus, StageGateError
 from formloom.runtime.validation import Situation
-from tests.factories import csrf_token, login, make_pipeline_app, make_user, pipeline_body
+from tests.factories import csrf_token, login, make_user, pipeline_body
 
 BASE = "/api/v1/apps/pipes"
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 HOUR = 3600
 PROPOSAL_GATE = "To enter Proposal, fill Amount and Customer."
-
-
-@pytest.fixture
-def pipes(db, admin, rep):
-    """The pipeline app, open to the rep."""
-    app = make_pipeline_app(db, admin)
-    auth.grant_app(db, rep, app)
-    db.commit()
-    return app
 
 
 def company(db, user, app, name="Acme"):

@@ -335,15 +335,22 @@ def _check_links(f: dict, path: str, by_key: dict, entities: dict[str, dict]) ->
                                                f"another field of this entity.")
 
 
+def _unknown_entity(entity_key: str, ctx: AppContext) -> Problem | None:
+    """The problem of a form or pipeline naming an entity the app does not have."""
+    if entity_key in ctx.entities:
+        return None
+    known = ", ".join(sorted(ctx.entities)) or "none yet"
+    return Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")
+
+
 def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
     entity_key = body.get("entity")
     if not isinstance(entity_key, str) or "$.entity" in broken:
         return
-    entity_body = ctx.entities.get(entity_key)
-    if entity_body is None:
-        known = ", ".join(sorted(ctx.entities)) or "none yet"
-        yield Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")
+    if problem := _unknown_entity(entity_key, ctx):
+        yield problem
         return
+    entity_body = ctx.entities[entity_key]
     entity_fields = {f["key"]: f for _, f in _fields_of(entity_body)}
     placed: dict[str, str] = {}
     for s, section in enumerate(body.get("sections") or []):
@@ -393,12 +400,10 @@ def check_pipeline(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Pr
         if other_key != body.get("key") and isinstance(other, dict) and other.get("entity") == entity_key:
             yield Problem("$.entity", f"Entity '{entity_key}' already has pipeline '{other_key}'; an entity has "
                                       f"one pipeline. Edit that one instead.")
-    entity_body = ctx.entities.get(entity_key)
-    if entity_body is None:
-        known = ", ".join(sorted(ctx.entities)) or "none yet"
-        yield Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")
+    if problem := _unknown_entity(entity_key, ctx):
+        yield problem
         return
-    fields = {f["key"]: f for _, f in _fields_of(entity_body)}
+    fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
     kinds = field_kinds(list(fields.values()), ctx.entities)
     yield from _check_pipeline_fields(body, entity_key, fields, kinds)
     stages = [s for s in body.get("stages") or [] if isinstance(s, dict) and isinstance(s.get("key"), str)]

@@ -68,7 +68,11 @@ def approver_ids(session: Session, app: App, record: Record, spec: Mapping[str, 
                                  .order_by(User.id))
     if spec.get("owner_manager") and record.owner_id is not None:
         found += managers_of(session, record.owner_id)
-    return list(dict.fromkeys(found))
+    # Only people who can work in the app can carry out the move they approve.
+    able = set(session.scalars(select(User.id).outerjoin(AppMember, (AppMember.user_id == User.id)
+                                                         & (AppMember.app_id == app.id))
+                               .where(User.id.in_(found), (AppMember.app_id.is_not(None)) | (User.role == "admin"))))
+    return [uid for uid in dict.fromkeys(found) if uid in able]
 
 
 def managers_of(session: Session, user_id: int) -> list[int]:
@@ -117,7 +121,8 @@ def request(session: Session, user: User, cause: Cause, app: App, pipeline, reco
         if not people:
             where = f"step {number + 1} of " if len(steps) > 1 else ""
             raise NoApprovers(f"No one can approve {where}this move: {_describe(step['approvers'])} gives no active "
-                              f"user{'' if self_approval else ' other than you'}. Ask an admin to assign approvers.")
+                              f"member of this app{'' if self_approval else ' other than you'}. Ask an admin to "
+                              f"assign approvers.")
         req.tasks.extend(ApprovalTask(step=number, user_id=uid) for uid in people)
     session.add(req)
     session.flush()

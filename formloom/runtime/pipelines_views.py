@@ -30,6 +30,12 @@ def _nav(app: App):
     return entity_nav(app)
 
 
+def _lookup_url(app: App):
+    from formloom.runtime.views import _lookup_url as lookup_url
+
+    return lookup_url(app)
+
+
 def members(db, app: App) -> list[tuple[int, str]]:
     """Active users who can work in ``app`` (its members and the admins), by name."""
     query = (select(User.id, User.display_name).outerjoin(AppMember, (AppMember.user_id == User.id)
@@ -146,10 +152,6 @@ def move_page(app_key: str, entity_key: str, record_id: int):
                            approval=approval, error=error, errors=errors, nav=_nav(app), render=pipelines.render,
                            fill=fill, form=form, attr_name=attr_name,
                            ticked=request.form.getlist("checklist"), comment=request.form.get("comment", "")), status
-
-
-def _lookup_url(app: App):
-    return lambda target: url_for("runtime.lookup", app_key=app.key, entity_key=target)
 
 
 def stage_panel(db, app: App, record: Record) -> dict | None:
