@@ -57,7 +57,7 @@ PIPELINE_KEY = "deals"
 ENTITY_KEY = "deal"
 BATCH = 1000  # rows per executemany while seeding
 REPS = 4  # owners besides the admin
-FORWARD, BACK = "lead", "qualified"  # the two ungated stages C moves deals between
+START, OTHER = "lead", "qualified"  # C moves lead deals to qualified and back (both ungated)
 SAMPLE = 40  # seeded rows re-created through records.create (and rolled back) to check their shape
 
 
@@ -371,14 +371,14 @@ def check_board(loaded, raw, seeded: Seeded) -> None:
 
 
 def move_plan(seeded: Seeded, moves: int) -> list[tuple[int, int, str]]:
-    """(deal index, record id, target stage) for every timed move: passes of forward then back."""
-    leads = [i for i, d in enumerate(seeded.deals) if d.stage == FORWARD][1:]  # the first one warms up
+    """(deal index, record id, target stage) for each timed move: lead deals to qualified, then back."""
+    leads = [i for i, d in enumerate(seeded.deals) if d.stage == START][1:]  # the first one warms up
     if not leads:
-        raise SystemExit(f"--count is too small: no '{FORWARD}' deals to move")
+        raise SystemExit(f"--count is too small: no '{START}' deals to move")
     picked = leads[:math.ceil(moves / 2)]
     plan: list[tuple[int, int, str]] = []
     while len(plan) < moves:
-        plan += [(i, seeded.ids[i], BACK) for i in picked] + [(i, seeded.ids[i], FORWARD) for i in picked]
+        plan += [(i, seeded.ids[i], OTHER) for i in picked] + [(i, seeded.ids[i], START) for i in picked]
     return plan[:moves]
 
 
@@ -391,12 +391,12 @@ def run_ops(db: Database, seeded: Seeded, plan, operation) -> tuple[float, int]:
     from formloom.platform.auth import Cause
     from formloom.platform.models import App, Record, User
 
-    warm = next(i for i, d in enumerate(seeded.deals) if d.stage == FORWARD)
+    warm = next(i for i, d in enumerate(seeded.deals) if d.stage == START)
     with db.writer() as session:
         admin, app = session.get(User, seeded.admin_id), session.get(App, seeded.app_id)
         cause = Cause.for_user(admin)
         session.commit()
-        for target in (BACK, FORWARD):
+        for target in (OTHER, START):
             record = session.get(Record, seeded.ids[warm])
             with StatementCounter(db.engine) as counter:
                 operation(session, admin, cause, app, record, warm, target)
@@ -420,12 +420,12 @@ def do_move(session, admin, cause, app, record, _index, target) -> None:
 
 
 def make_update(seeded: Seeded):
-    """D: set the deal's name to an edited one on the forward pass, back to the original after."""
+    """D: an edited name where C moves a deal to qualified, the original name where C moves it back."""
     from formloom.runtime import records
     from formloom.runtime.validation import Situation
 
     def do_update(session, admin, cause, app, record, index, target) -> None:
-        name = seeded.deals[index].inputs["name"] + (" (edited)" if target == BACK else "")
+        name = seeded.deals[index].inputs["name"] + (" (edited)" if target == OTHER else "")
         version = record.version
         records.update(session, admin, cause, app, record, {"name": name}, version,
                        situation=Situation(user_id=admin.id))
@@ -538,12 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   A/B = {a / b:.1f}: a board load costs {a / b:.1f}× the bare aggregate")
         print()
         for name, what, seconds, unit, statements in (
-                ("C", f"pipelines.move {FORWARD} ⇄ {BACK}, commit each", seconds_c, "moves/s", statements_c),
+                ("C", f"pipelines.move {START} ⇄ {OTHER}, commit each", seconds_c, "moves/s", statements_c),
                 ("D", "records.update of the name, commit each", seconds_d, "updates/s", statements_d)):
-            print(f"{name}  {what:<44} {m:,} in {seconds:6.2f} s  {m / seconds:8,.0f} {unit:<9} "
+            print(f"{name}  {what:<47} {m:,} in {seconds:6.2f} s  {m / seconds:8,.0f} {unit:<9} "
                   f"{seconds / m * 1000:6.2f} ms each ({statements} statements)")
         print(f"   C/D = {seconds_c / seconds_d:.2f}: a move costs {seconds_c / seconds_d:.2f}× a plain edit "
-              f"({deals_moved:,} deals, each moved {FORWARD}→{BACK} and back)")
+              f"({deals_moved:,} deals, each moved {START}→{OTHER} and back)")
         print()
         print(f"E  pipeline_stats over {visits:,} stage visits {ms(e)} median "
               f"(min {min(times_e) * 1000:.1f}, max {max(times_e) * 1000:.1f})")

@@ -388,7 +388,7 @@ def check_stage_change(session: Session, app: App, entity: CompiledEntity, recor
         return None
     if stage not in pipeline.by_key:
         return pipeline  # cleared, or a value outside the pipeline: no gate to pass, the stay ends
-    if record is not None and (move is None or move.approval is None):
+    if record is not None and move is None:  # :func:`move` has looked already; a granted approval is the one
         _refuse_while_pending(session, pipeline, record, locale)
     creating = record is None
     missing = gate_missing(pipeline, entity, previous, stage, document, situation, creating=creating,
