@@ -151,3 +151,12 @@ def test_pipeline_pages_escape_admin_labels(client, db, admin, rep):
                 f"/apps/xss/deal/{record.id}/move?to=qualified", "/apps/xss/"):
         page = client.get(url).get_data(as_text=True)
         assert "<script>alert(1)" not in page and "<img src=x" not in page and "<b>bold" not in page, url
+
+
+def test_the_edit_form_of_a_record_waiting_for_approval_links_the_request_instead_of_moves(client, db, rep, pipes):
+    acme = records.create(db, rep, Cause.for_user(rep), pipes, "company", {"name": "Acme"})
+    record = deal(db, rep, pipes, amount=900, company=acme.id, discount=35, close_date="2026-12-01", stage="proposal")
+    login(client, "rep")
+    assert post(client, f"/apps/pipes/deal/{record.id}/move?to=negotiation", {"to": "negotiation"}).status_code == 302
+    page = client.get(f"/apps/pipes/deal/{record.id}/edit").get_data(as_text=True)
+    assert "Waiting for approval: → Negotiation" in page and "/move?to=" not in page

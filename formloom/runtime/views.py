@@ -172,6 +172,7 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
                            record=record, errors=errors, attr_name=attr_name, version=version,
                            conflict=conflict, nav=_nav(app), files=files, form_key=form_key,
                            stage_locked=stage_locked, pipeline=pipeline,
+                           pending=pipelines.pending_request(db, record) if stage_locked else None,
                            logic=form_logic(entity, compiled, g.user.id, situation),
                            locked={own for s in entity.fields if s.definition.get("fill_locked")
                                    for own in s.definition.get("fill", {})},
