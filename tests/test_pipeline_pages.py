@@ -160,3 +160,4 @@ def test_the_edit_form_of_a_record_waiting_for_approval_links_the_request_instea
     assert post(client, f"/apps/pipes/deal/{record.id}/move?to=negotiation", {"to": "negotiation"}).status_code == 302
     page = client.get(f"/apps/pipes/deal/{record.id}/edit").get_data(as_text=True)
     assert "Waiting for approval: → Negotiation" in page and "/move?to=" not in page
+

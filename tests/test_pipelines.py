@@ -507,3 +507,13 @@ def test_outsider_cannot_reach_pipeline_endpoints(db, client, rep, pipes, outsid
     assert "error" in response.get_json() and "data" not in response.get_data(as_text=True)
     assert fresh(db, record).data["stage"] == "lead"
 
+
+@pytest.mark.parametrize("seconds, locale, text", [
+    (None, "en", "—"), (59, "en", "0m"), (12 * 60, "en", "12m"), (5 * 3600, "en", "5h"),
+    (5 * 3600 + 600, "en", "5h 10m"), (3 * 86400 + 4 * 3600 + 59, "en", "3d 4h"), (2 * 86400, "en", "2d"),
+    (3 * 86400 + 4 * 3600, "zh-CN", "3天4小时"), (600, "zh-CN", "10分钟"),
+])
+def test_time_in_stage_reads_in_days_hours_and_minutes(seconds, locale, text):
+    from formloom.runtime.pipelines_views import duration_text
+
+    assert duration_text(seconds, locale) == text

@@ -86,17 +86,22 @@ def stats_page(app_key: str, key: str):
                            duration=duration_text)
 
 
-def duration_text(seconds: float | None) -> str:
-    """``3d 4h``, ``5h 10m``, ``12m`` (``—`` when unknown)."""
+UNITS = {"en": ("d", "h", "m"), "zh-CN": ("天", "小时", "分钟")}
+
+
+def duration_text(seconds: float | None, locale: str | None = None) -> str:
+    """``3d 4h``, ``5h 10m``, ``12m`` (``3天4小时`` in Chinese; ``—`` when unknown)."""
     if seconds is None:
         return "—"
+    day, hour, minute = UNITS.get(locale or current_locale(), UNITS["en"])
+    gap = "" if (locale or current_locale()) == "zh-CN" else " "
     minutes = int(seconds // 60)
     days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
     if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
+        return f"{days}{day}{gap}{hours}{hour}" if hours else f"{days}{day}"
     if hours:
-        return f"{hours}h {mins}m" if mins else f"{hours}h"
-    return f"{mins}m"
+        return f"{hours}{hour}{gap}{mins}{minute}" if mins else f"{hours}{hour}"
+    return f"{mins}{minute}"
 
 
 # --- moving a record -------------------------------------------------------------------------
