@@ -493,3 +493,19 @@ def test_named_approvers_without_access_to_the_app_are_left_out(db, client, admi
     assert error["code"] == "no_approvers"
     assert "users outsider gives no active member of this app" in error["message"]
     assert stage_of(db, record) == "proposal"
+
+
+@pytest.mark.parametrize("user_id", [2**31, 2**63, 0, -1])
+def test_transfer_to_an_id_beyond_the_database_is_a_clear_400(db, client, rep, pipes, m1, m2, user_id):
+    req = ask(db, rep, pipes, proposal_deal(db, rep, pipes))
+    response = client.post(f"/api/v1/approvals/{req.id}/decision",
+                           json={"decision": "transfer", "user": user_id}, headers=bearer(db, m1))
+    assert response.status_code == 400
+    assert "Choose an active member of this app" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("request_id", [2**31, 2**40])
+def test_request_ids_beyond_the_database_are_404(client, rep_headers, request_id):
+    assert client.get(f"/api/v1/approvals/{request_id}", headers=rep_headers).status_code == 404
+    assert client.post(f"/api/v1/approvals/{request_id}/decision", json={"decision": "approve"},
+                       headers=rep_headers).status_code == 404

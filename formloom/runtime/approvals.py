@@ -37,6 +37,7 @@ from formloom.platform.models import (
     TeamMember,
     User,
 )
+from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.labels import text_of
 from formloom.runtime.messages import tr
 
@@ -141,7 +142,7 @@ def _log(session: Session, record: Record, cause: Cause, detail: dict, at: datet
 
 def get_request(session: Session, user: User, request_id: int) -> ApprovalRequest:
     """A request its reader may see: the requester, its approvers, or whoever may read the app."""
-    req = session.get(ApprovalRequest, request_id) if 1 <= request_id <= 2**31 - 1 else None
+    req = session.get(ApprovalRequest, request_id) if 1 <= request_id <= ID_LIMIT else None
     if req is None or not _may_see(session, user, req):
         raise NotFound(f"There is no approval request #{request_id}.")
     return req
@@ -258,7 +259,7 @@ def withdraw(session: Session, user: User, request_id: int, *, locale: str = "en
 def _locked(session: Session, user: User, request_id: int) -> ApprovalRequest:
     """The request row, locked for this transaction and read as last committed."""
     req = session.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
-                         .execution_options(populate_existing=True)) if 1 <= request_id <= 2**31 - 1 else None
+                         .execution_options(populate_existing=True)) if 1 <= request_id <= ID_LIMIT else None
     if req is None or not _may_see(session, user, req):
         raise NotFound(f"There is no approval request #{request_id}.")
     session.expire(req, ["tasks"])
@@ -283,7 +284,8 @@ def _already(session: Session, req: ApprovalRequest, locale: str) -> str:
 
 def _add_approver(session: Session, req: ApprovalRequest, task: ApprovalTask, user: User, decision: Decision,
                   other_user_id: int | None, comment: str | None, now: datetime, locale: str) -> None:
-    other = session.get(User, other_user_id) if isinstance(other_user_id, int) and other_user_id > 0 else None
+    other = session.get(User, other_user_id) if isinstance(other_user_id, int) and 0 < other_user_id <= ID_LIMIT \
+        else None
     app = session.get(App, req.app_id)
     if other is None or not other.is_active or not can(session, other, Action.READ_RECORDS, app):
         raise FormloomError(tr(locale, "Choose an active member of this app to pass the request to."))
