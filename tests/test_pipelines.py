@@ -1,6 +1,7 @@
 """Pipelines: definition checks, stage gates on every path, transitions, stage history, stats, board."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -517,3 +518,22 @@ def test_time_in_stage_reads_in_days_hours_and_minutes(seconds, locale, text):
     from formloom.runtime.pipelines_views import duration_text
 
     assert duration_text(seconds, locale) == text
+
+
+@pytest.mark.parametrize("comment, words", [("bad\u0000text", "NUL character"), ("bad \ud800", "broken character"),
+                                            ("x" * 2001, "keep it to 2000")])
+def test_a_comment_that_cannot_be_stored_is_refused_with_a_clear_message(db, client, rep, rep_headers, pipes,
+                                                                        comment, words):
+    record = records.create(db, rep, Cause.for_user(rep), pipes, "deal", {"name": "Deal"})
+    db.commit()
+    body = json.dumps({"to": "qualified", "comment": comment})  # escapes a lone surrogate as \ud800
+    response = client.post(f"{BASE}/records/deal/{record.id}/transition", data=body,
+                           headers={**rep_headers, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]["message"]
+
+
+def test_a_board_search_with_a_nul_character_is_a_clear_400(client, rep_headers, pipes):
+    response = client.get(f"{BASE}/pipelines/deals/board?q=a%00b", headers=rep_headers)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_json()["error"]["message"]

@@ -40,6 +40,7 @@ from formloom.platform.models import (
 from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.labels import text_of
 from formloom.runtime.messages import tr
+from formloom.runtime.pipelines import clean_comment
 
 
 class Decision(str, Enum):
@@ -216,7 +217,7 @@ def decide(session: Session, user: User, request_id: int, decision: Decision | s
     if not req.self_approval and user.id == req.requested_by:
         raise Forbidden(tr(locale, "You asked for this approval; someone else must decide it."))
     record = session.get(Record, req.record_id)
-    comment = (comment or "").strip() or None
+    comment = clean_comment(comment, locale)
     if decision in (Decision.TRANSFER, Decision.ADD_APPROVER):
         _add_approver(session, req, task, user, decision, other_user_id, comment, now, locale)
     else:

@@ -64,6 +64,8 @@ def parse_filter(args, user: User) -> BoardFilter:
     owner = args.get("owner") or None
     if owner is not None and not (owner.isascii() and owner.isdigit() and 0 < int(owner) < 2**31):
         raise BoardError(f"Parameter 'owner' must be a user id, got '{owner}'.")
+    if "\x00" in (args.get("q") or ""):
+        raise BoardError("The search text contains a NUL character (U+0000); remove it.")
     return BoardFilter(scope=scope, owner_id=int(owner) if owner else None, date_from=_date(args, "from"),
                        date_to=_date(args, "to"), search=(args.get("q") or "").strip()[:200])
 

@@ -150,6 +150,7 @@ ZH.update({
     "This record was changed by someone else since you loaded it (you saw version {seen}, it is now at version "
     "{now}); reload and move it again.": "此记录在您打开后已被他人修改（您看到的是第 {seen} 版，现在是第 {now} 版）；"
                                           "请刷新后再推进。",
+    "The comment is {length} characters long; keep it to {limit}.": "备注有 {length} 个字符，请控制在 {limit} 个以内。",
     "Someone else decided this request at the same moment; reload it to see the outcome.":
         "其他人在同一时刻处理了此申请；请刷新查看结果。",
 })

@@ -304,6 +304,24 @@ class MoveResult:
     request: ApprovalRequest | None = None
 
 
+COMMENT_MAX = 2000
+
+
+def clean_comment(comment: str | None, locale: str = "en") -> str | None:
+    """A comment as stored: trimmed, at most 2,000 characters, no NUL or broken characters."""
+    from formloom.runtime.fields import CoercionError, refuse_nul
+
+    comment = (comment or "").strip()
+    try:
+        refuse_nul(comment)
+    except CoercionError as exc:
+        raise FormloomError(f"The comment {exc}.") from None
+    if len(comment) > COMMENT_MAX:
+        raise FormloomError(tr(locale, "The comment is {length} characters long; keep it to {limit}.",
+                               length=len(comment), limit=COMMENT_MAX))
+    return comment or None
+
+
 def pending_request(session: Session, record: Record) -> ApprovalRequest | None:
     return session.scalar(select(ApprovalRequest).where(
         ApprovalRequest.record_id == record.id, ApprovalRequest.status == ApprovalStatus.PENDING.value))
@@ -336,12 +354,14 @@ def move(session: Session, user: User, cause: Cause, app: App, record: Record, t
         raise conflict
     situation = situation or Situation(user_id=user.id)
     situation.record_id = record.id
+    comment = clean_comment(comment, locale)
     from_stage = record.data.get(pipeline.stage_field)
     if from_stage == to_stage:
         return MoveResult(MoveStatus.UNCHANGED, record)
     _refuse_while_pending(session, pipeline, record, locale)
     entity = catalog.entity(session, app, record.entity_key)
-    ticked = tuple(checklist)
+    known = {item["key"] for item in pipeline.by_key[to_stage].gate.get("checklist", ())}
+    ticked = tuple(key for key in dict.fromkeys(checklist) if key in known)
     missing = gate_missing(pipeline, entity, from_stage, to_stage, record.data, situation, checklist=ticked)
     if missing:
         raise gate_error(pipeline, to_stage, missing, locale)
