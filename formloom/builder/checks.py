@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -17,8 +18,8 @@ from formloom.runtime.compiler import RecordValidator
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline")
-KINDS_RESERVED = ("rule", "view", "dashboard")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule")
+KINDS_RESERVED = ("view", "dashboard")
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -379,6 +380,12 @@ def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
 
 
 def check_app(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    zone = body.get("time_zone")
+    if isinstance(zone, str) and "$.time_zone" not in broken:
+        try:
+            ZoneInfo(zone)
+        except (ValueError, KeyError, ZoneInfoNotFoundError):
+            yield Problem("$.time_zone", f"{zone!r} is not a time zone; use a name such as 'Asia/Shanghai' or 'UTC'.")
     if isinstance(body.get("key"), str) and body["key"] != ctx.app_key:
         yield Problem("$.key", f"The app definition's key must be '{ctx.app_key}', the app's own key.")
     for i, key in enumerate(body.get("navigation") or []):
@@ -498,5 +505,145 @@ def _check_approval(approval: dict, path: str, kinds: dict) -> Iterator[Problem]
         yield from (Problem(p, m) for p, m in conditions.check(approval["when"], kinds, f"{path}.when"))
 
 
-CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline}
+def check_rule(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """The entity, the trigger's fields and stages, the condition, and each action's references."""
+    from formloom.runtime import conditions
+    from formloom.runtime.compiler import field_kinds
+
+    entity_key = body.get("entity")
+    if not isinstance(entity_key, str) or "$.entity" in broken:
+        return
+    if problem := _unknown_entity(entity_key, ctx):
+        yield problem
+        return
+    fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
+    kinds = field_kinds(list(fields.values()), ctx.entities)
+    stages = _pipeline_stages(ctx, entity_key)
+    trigger = body.get("trigger")
+    if isinstance(trigger, dict) and not any(p.startswith("$.trigger") for p in broken):
+        yield from _check_trigger(trigger, entity_key, fields, kinds, stages, ctx)
+    if isinstance(body.get("condition"), dict):
+        yield from (Problem(p, m) for p, m in conditions.check(body["condition"], kinds, "$.condition"))
+    for i, action in enumerate(body.get("actions") or []):
+        path = f"$.actions[{i}]"
+        if isinstance(action, dict) and not any(p == path or p.startswith(path + ".") for p in broken):
+            yield from _check_action(action, path, entity_key, fields, kinds, stages, ctx)
+
+
+def _pipeline_stages(ctx: AppContext, entity_key: str) -> list[str] | None:
+    for body in ctx.pipelines.values():
+        if isinstance(body, dict) and body.get("entity") == entity_key:
+            return [s.get("key") for s in body.get("stages") or [] if isinstance(s, dict)]
+    return None
+
+
+def _field_problem(path: str, entity_key: str, fields: dict, key: Any, types: tuple[str, ...] = (),
+                   words: str = "") -> Iterator[Problem]:
+    if not isinstance(key, str):
+        return
+    if key not in fields:
+        yield Problem(path, f"Entity '{entity_key}' has no field '{key}'.")
+    elif types and fields[key].get("type") not in types:
+        yield Problem(path, f"'{key}' must be {words}; it is of type {fields[key].get('type')}.")
+
+
+def _check_trigger(trigger: dict, entity_key: str, fields: dict, kinds: dict, stages: list[str] | None,
+                   ctx: AppContext) -> Iterator[Problem]:
+    kind = trigger.get("type")
+    if kind == "field_changed":
+        yield from _field_problem("$.trigger.field", entity_key, fields, trigger.get("field"))
+    elif kind == "date_reached":
+        yield from _field_problem("$.trigger.field", entity_key, fields, trigger.get("field"),
+                                  ("date", "datetime"), "a date or date-and-time field")
+    elif kind in ("stage_entered", "stage_left", "approval_decided"):
+        if stages is None:
+            yield Problem("$.trigger.type", f"Entity '{entity_key}' has no pipeline, so it has no stages to enter "
+                                            f"or leave and no approvals; add a pipeline first.")
+        elif "stage" in trigger and trigger["stage"] not in stages:
+            yield Problem("$.trigger.stage", f"The pipeline of '{entity_key}' has no stage '{trigger['stage']}' "
+                                             f"(stages: {', '.join(stages)}).")
+    elif kind == "schedule" and trigger.get("every") != "week" and "weekday" in trigger:
+        yield Problem("$.trigger.weekday", "A weekday goes with \"every\": \"week\".")
+    elif kind == "schedule" and trigger.get("every") != "month" and "day" in trigger:
+        yield Problem("$.trigger.day", "A day of the month goes with \"every\": \"month\".")
+    elif kind == "inactivity" and isinstance(trigger.get("activity"), dict):
+        activity = trigger["activity"]
+        other = ctx.entities.get(activity.get("entity"))
+        if other is None:
+            yield Problem("$.trigger.activity.entity", f"App '{ctx.app_key}' has no entity '{activity.get('entity')}'.")
+        else:
+            link = {f["key"]: f for _, f in _fields_of(other)}.get(activity.get("field"))
+            if link is None or link.get("type") != "relation" or link.get("target") != entity_key:
+                yield Problem("$.trigger.activity.field", f"'{activity.get('field')}' must be a relation field of "
+                                                          f"'{activity.get('entity')}' pointing to '{entity_key}'.")
+
+
+def _check_action(action: dict, path: str, entity_key: str, fields: dict, kinds: dict, stages: list[str] | None,
+                  ctx: AppContext) -> Iterator[Problem]:
+    from formloom.runtime import conditions
+
+    kind = action.get("type")
+    if kind == "assign":
+        yield from _field_problem(f"{path}.field", entity_key, fields, action.get("field"), ("user",), "a user field")
+        if action.get("strategy") == "by_field":
+            if "map_field" not in action or "map" not in action:
+                yield Problem(path, "Assigning by field needs 'map_field' and 'map' (value → username).")
+            yield from _field_problem(f"{path}.map_field", entity_key, fields, action.get("map_field"))
+        elif "users" not in action and "role" not in action:
+            yield Problem(path, "Name who can be assigned: 'users' (usernames) or 'role' (an app role).")
+        if isinstance(action.get("open_when"), dict):
+            yield from (Problem(p, m) for p, m in conditions.check(action["open_when"], kinds, f"{path}.open_when"))
+    elif kind in ("notify", "email") and isinstance(action.get("to"), dict) and "field" in action["to"]:
+        yield from _field_problem(f"{path}.to.field", entity_key, fields, action["to"]["field"], ("user", "users"),
+                                  "a user field")
+    elif kind in ("move", "request_approval"):
+        if stages is None:
+            yield Problem(f"{path}.type", f"Entity '{entity_key}' has no pipeline to move through.")
+        elif action.get("stage") not in stages:
+            yield Problem(f"{path}.stage", f"The pipeline of '{entity_key}' has no stage '{action.get('stage')}'.")
+    elif kind == "update":
+        yield from _check_values(action, path, entity_key, fields, ctx)
+    elif kind == "create":
+        target = ctx.entities.get(action.get("entity"))
+        if target is None:
+            yield Problem(f"{path}.entity", f"App '{ctx.app_key}' has no entity '{action.get('entity')}'.")
+            return
+        target_fields = {f["key"]: f for _, f in _fields_of(target)}
+        link = target_fields.get(action.get("link_field")) if "link_field" in action else None
+        if "link_field" in action and (link is None or link.get("type") != "relation"
+                                       or link.get("target") != entity_key):
+            yield Problem(f"{path}.link_field", f"'{action['link_field']}' must be a relation field of "
+                                                f"'{action['entity']}' pointing to '{entity_key}'.")
+        yield from _check_values(action, path, action["entity"], target_fields, ctx, source=fields)
+    elif kind == "webhook" and isinstance(action.get("url"), str) and not action["url"].startswith(
+            ("https://", "http://")):
+        yield Problem(f"{path}.url", "A webhook URL starts with https:// (or http://).")
+
+
+def _check_values(action: dict, path: str, entity_key: str, fields: dict, ctx: AppContext,
+                  source: dict | None = None) -> Iterator[Problem]:
+    """Values and formulas an action writes: fields that exist and are not computed; formulas that compile.
+
+    Formulas read the triggering record (``source``; the record itself for an update).
+    """
+    from formloom.runtime.compiler import formula_fields
+    from formloom.runtime.formulas import FormulaError, compile_formula
+
+    for option in ("values", "formulas"):
+        for key in (action.get(option) or {}):
+            if key not in fields:
+                yield Problem(f"{path}.{option}.{key}", f"Entity '{entity_key}' has no field '{key}'.")
+            elif FIELD_TYPES[fields[key]["type"]].computed:
+                yield Problem(f"{path}.{option}.{key}", f"Field '{key}' is computed; it cannot be set.")
+    readable = source if source is not None else fields
+    info = formula_fields(list(readable.values()), ctx.entities)
+    for key, expression in (action.get("formulas") or {}).items():
+        try:
+            compile_formula(expression, info)
+        except FormulaError as exc:
+            yield Problem(f"{path}.formulas.{key}", exc.message)
+
+
+CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
+                "rule": check_rule}
 

@@ -214,7 +214,28 @@ def serve(ctx: Context, host: str, port: int) -> None:
 def _serve(app, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
+    from formloom.runtime import dispatch
+
+    dispatch.start_embedded(app)  # rules run in this process unless AUTOMATION says otherwise
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@click.option("--redis-url", envvar="FORMLOOM_REDIS_URL", default=None,
+              help="Redis to queue on (default: the REDIS_URL setting)")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (for scripts and tests)")
+@pass_ctx
+def worker(ctx: Context, redis_url: str | None, burst: bool) -> None:
+    """Run automation: the relay and sweeper, and an RQ worker (production: PostgreSQL + Redis)."""
+    from formloom.runtime import dispatch
+
+    url = redis_url or ctx.app.config.get("REDIS_URL")
+    if not url:
+        _fail(FormloomError("The worker needs Redis: set FORMLOOM_REDIS_URL (e.g. redis://127.0.0.1:6379/0). "
+                            "Without Redis, `formloom serve` runs automation in-process."))
+    migrate.upgrade(get_engine(ctx.app))
+    click.echo(f"Formloom worker on {url} (database {_safe_url(ctx.app.config['DATABASE_URL'])})")
+    dispatch.run_worker(ctx.app, url, burst=burst)
 
 
 @main.command()

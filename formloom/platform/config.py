@@ -16,6 +16,20 @@ DEFAULTS: dict = {
     "WTF_CSRF_TIME_LIMIT": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # Automation: "inline" runs events in a background thread of the web process (embedded
+    # default), "redis" leaves them to `formloom worker`, "off" to whoever calls the dispatcher.
+    "AUTOMATION": "inline",
+    "AUTOMATION_POLL_SECONDS": 0.5,
+    "AUTOMATION_STALE_SECONDS": 60,  # work handed to the queue but not done by then is handed again
+    "AUTOMATION_MAX_DEPTH": 5,  # rule actions that trigger rules: stop at this depth
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_BACKOFF_SECONDS": [10, 60, 300, 1800, 7200],
+    "SMTP_HOST": None,  # e-mail is sent only when an SMTP host is configured
+    "SMTP_PORT": 587,
+    "SMTP_USER": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_FROM": "formloom@localhost",
+    "SMTP_STARTTLS": True,
 }
 
 # Variables read from the environment, with their type.
@@ -26,6 +40,13 @@ ENV_SETTINGS = {
     "DEFAULT_LOCALE": str,
     "PAGE_SIZE": int,
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
+    "AUTOMATION": str,
+    "AUTOMATION_STALE_SECONDS": int,
+    "SMTP_HOST": str,
+    "SMTP_PORT": int,
+    "SMTP_USER": str,
+    "SMTP_PASSWORD": str,
+    "SMTP_FROM": str,
 }
 
 

@@ -19,6 +19,7 @@ class CauseKind(str, Enum):
     USER = "user"
     API_TOKEN = "api_token"
     CLI = "cli"
+    RULE = "rule"  # an automation rule's action; ``ref`` is "run:<id>"
     APPROVAL = "approval"  # a move carried out when its approval was granted
     DEFINITION = "definition"  # records moved by publishing a definition
     IMPORT = "import"
@@ -52,6 +53,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default=Role.MEMBER.value)
     locale: Mapped[str | None] = mapped_column(String(10))
     is_active: Mapped[bool] = mapped_column(default=True)
+    away_until: Mapped[datetime | None]  # on leave: assignment skips them until then
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -322,3 +324,169 @@ class ApprovalTask(Base):
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # transfers and added approvers
 
     request: Mapped[ApprovalRequest] = relationship(back_populates="tasks")
+
+
+# --- automation ------------------------------------------------------------------------------
+
+class WorkStatus(str, Enum):
+    """Where a piece of pending work (an event or a scheduled job) stands."""
+
+    PENDING = "pending"  # in the database, not handed to the queue yet
+    ENQUEUED = "enqueued"  # handed to the queue; the sweeper hands it again if it is not done in time
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Event(Base):
+    """Something that happened to a record, written in the same transaction as the change (outbox)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_status", "status", "id"),
+        Index("ix_events_app_time", "app_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    entity_key: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    payload: Mapped[dict] = mapped_column(JsonDocument)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    depth: Mapped[int] = mapped_column(Integer, default=0)  # how many rule actions led to it
+    status: Mapped[str] = mapped_column(String(20), default=WorkStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
+class ScheduledJob(Base):
+    """Work due at a moment: a date-reached or inactivity check, a recurring rule, a retry.
+
+    The schedule lives here, not only in Redis: the relay hands due jobs to the queue.
+    ``key`` makes scheduling idempotent (one pending job per rule and record).
+    """
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (Index("ix_scheduled_jobs_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    rule_key: Mapped[str | None] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict] = mapped_column(JsonDocument)
+    status: Mapped[str] = mapped_column(String(20), default=WorkStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the condition did not hold
+    STOPPED = "stopped"  # loop protection
+
+
+class RuleRun(Base):
+    """One run of a rule for one trigger: the condition's result and each action's outcome."""
+
+    __tablename__ = "rule_runs"
+    __table_args__ = (
+        Index("ix_rule_runs_rule", "app_id", "rule_key", "id"),
+        Index("ix_rule_runs_status", "app_id", "status"),
+        UniqueConstraint("key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))  # trigger + rule: a trigger runs a rule once
+    rule_key: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_jobs.id", ondelete="SET NULL"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="SET NULL"))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING.value)
+    matched: Mapped[bool | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+    actions: Mapped[list[ActionRun]] = relationship(order_by="ActionRun.position", back_populates="run",
+                                                    cascade="all, delete-orphan")
+
+
+class ActionRun(Base):
+    """One action of a run. ``key`` is its idempotency key: an action that ran is never run again."""
+
+    __tablename__ = "action_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("rule_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(250), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    result: Mapped[dict | None] = mapped_column(JsonDocument)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[RuleRun] = relationship(back_populates="actions")
+
+
+class Notification(Base):
+    """A message in a user's in-app inbox (and, when configured, e-mailed)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    entity_key: Mapped[str | None] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(250), unique=True)  # idempotency
+    title: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    email_status: Mapped[str | None] = mapped_column(String(20))  # queued | sent | failed | held
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver a webhook: what was sent, what came back."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_action", "action_key", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    action_key: Mapped[str] = mapped_column(String(250))
+    url: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]
+
+
+class AssignmentCursor(Base):
+    """Where a round-robin assignment left off (one row per rule action, locked while assigning)."""
+
+    __tablename__ = "assignment_cursors"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_user_id: Mapped[int | None] = mapped_column(Integer)

@@ -235,6 +235,13 @@ def decide(session: Session, user: User, request_id: int, decision: Decision | s
                                   "user": other_user_id if decision in (Decision.TRANSFER, Decision.ADD_APPROVER)
                                   else None, "status": req.status}, now)
     _flush(session, req, locale)
+    if req.status in (ApprovalStatus.APPROVED.value, ApprovalStatus.REJECTED.value, ApprovalStatus.SENT_BACK.value):
+        from formloom.runtime import events
+        from formloom.runtime.rules import EventKind
+
+        events.emit(session, session.get(App, req.app_id), EventKind.APPROVAL_DECIDED, record,
+                    {"decision": req.status, "request": req.id, "stage": req.to_stage, "from": req.from_stage,
+                     "by": user.id}, user.id, now)
     if req.status == ApprovalStatus.APPROVED.value:
         _carry_out(session, user, cause, req, record, locale, now)
     return req

@@ -92,6 +92,7 @@ def forget(session: Session) -> None:
     """Drop the session's remembered entity and pipeline versions (after a publish)."""
     session.info.pop(MEMO, None)
     session.info.pop("formloom.pipelines", None)
+    session.info.pop("formloom.rules", None)
 
 
 def entity_keys(session: Session, app: App) -> list[str]:

@@ -431,16 +431,24 @@ def check_stage_change(session: Session, app: App, entity: CompiledEntity, recor
 def record_entry(session: Session, app: App, pipeline: Pipeline, record: Record, stage: str | None,
                  user_id: int | None, at: datetime, move: Move | None = None) -> None:
     """Close the record's current stage visit and open one for ``stage`` (None: leave only)."""
+    from formloom.runtime import events
+    from formloom.runtime.rules import EventKind
+
     current = session.scalar(select(StageVisit).where(StageVisit.record_id == record.id,
                                                       StageVisit.left_at.is_(None)))
+    left = current.stage if current is not None else None
     if current is not None:
         current.left_at = max(at, current.entered_at)
         current.left_by = user_id
+        events.emit(session, app, EventKind.STAGE_LEFT, record, {"stage": left, "to": stage, "pipeline": pipeline.key},
+                    user_id, at)
     if stage is not None:
         session.add(StageVisit(app_id=app.id, record_id=record.id, pipeline_key=pipeline.key, stage=stage,
                                entered_at=at, entered_by=user_id,
                                checklist=sorted(move.checklist) if move and move.checklist else None,
                                comment=move.comment if move else None))
+        events.emit(session, app, EventKind.STAGE_ENTERED, record, {"stage": stage, "from": left,
+                                                                    "pipeline": pipeline.key}, user_id, at)
     session.flush()
 
 

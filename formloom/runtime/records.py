@@ -18,9 +18,10 @@ from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import json_value, utcnow
 from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
-from formloom.runtime import catalog, pipelines, serials
+from formloom.runtime import catalog, events, pipelines, serials
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import ID_LIMIT
+from formloom.runtime.rules import EventKind
 from formloom.runtime.validation import Situation, defaults, validate_values
 
 TITLE_MAX = 500
@@ -78,12 +79,12 @@ def diff(before: Mapping, after: Mapping) -> dict[str, list]:
 
 
 def _log(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause,
-         record_version: int, at: datetime | None = None) -> None:
+         record_version: int, at: datetime | None = None, detail: dict | None = None) -> None:
     """Add the change-log row; it is written in the same flush as the record change."""
     session.add(ChangeLog(record=record, record_version=record_version,
                           entity_version=record.entity_version, action=action.value, diff=changes,
                           actor_id=cause.user_id, cause_kind=cause.kind.value, cause_ref=cause.ref,
-                          at=at or utcnow()))
+                          at=at or utcnow(), detail=detail))
 
 
 def owner_of(entity: CompiledEntity, data: Mapping, fallback: int | None) -> int | None:
@@ -128,8 +129,10 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
                     title=title_of(entity, data), owner_id=owner_of(entity, data, user.id), created_at=now,
                     created_by=user.id, updated_at=now, updated_by=user.id)
     session.add(record)
-    _log(session, record, ChangeAction.CREATE, diff({}, data), cause, record_version=1, at=now)
+    changes = diff({}, data)
+    _log(session, record, ChangeAction.CREATE, changes, cause, record_version=1, at=now)
     session.flush()
+    events.emit(session, app, EventKind.CREATED, record, {"changes": changes}, user.id, now)
     if pipeline is not None:
         pipelines.record_entry(session, app, pipeline, record, data[pipeline.stage_field], user.id, situation.now)
     return record
@@ -147,7 +150,8 @@ def get(session: Session, user: User, app: App, entity_key: str, record_id: int,
 
 def update(session: Session, user: User, cause: Cause, app: App, record: Record,
            values: Mapping[str, Any], expected_version: int, *, locale: str = "en",
-           situation: Situation | None = None, move: pipelines.Move | None = None) -> Record:
+           situation: Situation | None = None, move: pipelines.Move | None = None,
+           detail: dict | None = None) -> Record:
     """Apply ``values`` (some or all fields) to a record last seen at ``expected_version``.
 
     A stale ``expected_version`` raises :class:`VersionConflict` naming what changed meanwhile;
@@ -177,7 +181,7 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     record.updated_at = situation.now
     record.updated_by = user.id
     _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=expected_version + 1,
-         at=situation.now)
+         at=situation.now, detail=detail)
     try:
         session.flush()
     except (StaleDataError, OperationalError) as exc:
@@ -188,6 +192,7 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
         if fresh.version == expected_version:
             raise Conflict("The database is busy with another change to this record; try again.") from exc
         raise version_conflict(session, fresh, expected_version) from None
+    events.emit(session, app, EventKind.UPDATED, record, {"changes": changes}, user.id, situation.now)
     if pipeline is not None:
         pipelines.record_entry(session, app, pipeline, record, data.get(pipeline.stage_field), user.id,
                                situation.now, move)
@@ -215,6 +220,7 @@ def delete(session: Session, user: User, cause: Cause, app: App, record: Record)
         record.deleted_at = utcnow()
         _log(session, record, ChangeAction.DELETE, {}, cause, record_version=record.version + 1)
         session.flush()
+        events.emit(session, app, EventKind.DELETED, record, {}, user.id)
     return record
 
 

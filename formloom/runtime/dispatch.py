@@ -1,0 +1,229 @@
+"""Moving work from the database to the queue, and the processes that do it.
+
+- :func:`relay_once` hands pending events and due scheduled jobs to the queue with deterministic
+  job ids, then marks them enqueued; if the queue is down they stay pending and are tried again.
+- :func:`sweep_once` hands again whatever was enqueued but not done within the stale time (a
+  worker killed mid-job, a flushed Redis); the engine's idempotency keys make that safe.
+- Queues: :class:`RedisQueue` (RQ, for ``formloom worker``) and :class:`InlineQueue` (runs the
+  job at once, for the embedded default and tests). Both call the same job functions:
+  :func:`run_event` and :func:`run_job`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy import or_, select, update
+
+from formloom.platform.db import new_session, utcnow
+from formloom.platform.models import App, Event, ScheduledJob, WorkStatus
+from formloom.runtime import automation, events
+
+log = logging.getLogger("formloom.automation")
+QUEUE_NAME = "formloom"
+_APP: Flask | None = None  # the app whose database the job functions use (set by bind)
+
+
+def bind(app: Flask) -> None:
+    """Tell the job functions which app (database, settings) they work for."""
+    global _APP
+    _APP = app
+
+
+def _bound() -> Flask:
+    if _APP is None:
+        raise RuntimeError("formloom.runtime.dispatch.bind(app) must be called before jobs run.")
+    return _APP
+
+
+def settings_of(app: Flask) -> automation.Settings:
+    return automation.Settings.from_config(app.config)
+
+
+# --- the job functions (what RQ imports and runs) --------------------------------------------------
+
+def run_event(event_id: int) -> int:
+    app = _bound()
+    with new_session(app, write=True) as session:
+        return automation.process_event(session, event_id, settings_of(app))
+
+
+def run_job(job_id: int, now: str | None = None) -> int:
+    app = _bound()
+    with new_session(app, write=True) as session:
+        moment = datetime.fromisoformat(now) if now else None
+        return automation.process_job(session, job_id, settings_of(app), now=moment)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+class InlineQueue:
+    """Runs each job at once in the calling thread (the embedded mode, and tests)."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now  # a controlled clock for scheduled jobs
+
+    def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
+        if function is run_job and self.now is not None:
+            function(arg, self.now.isoformat())
+        else:
+            function(arg)
+
+
+class RedisQueue:
+    """An RQ queue; job ids are deterministic, and a job already queued is not queued twice."""
+
+    def __init__(self, connection, name: str = QUEUE_NAME):
+        from rq import Queue
+
+        self.queue = Queue(name, connection=connection)
+
+    def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
+        from rq import Retry
+
+        self.queue.enqueue(function, arg, job_id=job_id, unique=True, retry=Retry(max=3, interval=[1, 5, 20]),
+                           result_ttl=600, failure_ttl=86400)
+
+
+# --- relay and sweeper ---------------------------------------------------------------------------
+
+@dataclass
+class Counts:
+    events: int = 0
+    jobs: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.events + self.jobs
+
+
+def relay_once(app: Flask, queue, now: datetime | None = None, limit: int = 500) -> Counts:
+    """Hand pending events and due jobs to ``queue``; returns how many were handed."""
+    now = now or utcnow()
+    counts = Counts()
+    with new_session(app, write=True) as session:
+        for app_row in session.scalars(select(App)):
+            events.schedule_recurring(session, app_row, now)
+        session.commit()
+        event_ids = list(session.scalars(select(Event.id).where(Event.status == WorkStatus.PENDING.value)
+                                         .order_by(Event.id).limit(limit)))
+        job_ids = list(session.scalars(select(ScheduledJob.id).where(
+            ScheduledJob.status == WorkStatus.PENDING.value, ScheduledJob.due_at <= now)
+            .order_by(ScheduledJob.due_at, ScheduledJob.id).limit(limit)))
+    for event_id in event_ids:
+        if not _hand(app, queue, Event, event_id, run_event, f"event-{event_id}", now):
+            return counts
+        counts.events += 1
+    for job_id in job_ids:
+        if not _hand(app, queue, ScheduledJob, job_id, run_job, f"job-{job_id}", now):
+            return counts
+        counts.jobs += 1
+    return counts
+
+
+def _hand(app: Flask, queue, model, row_id: int, function: Callable, job_id: str, now: datetime) -> bool:
+    """Mark the row enqueued, then enqueue it; if the queue refuses, put the row back to pending."""
+    with new_session(app, write=True) as session:
+        attempts = session.scalar(select(model.attempts).where(model.id == row_id)) or 0
+        # Only from pending: two dispatchers never hand the same row at once.
+        changed = session.execute(update(model).where(model.id == row_id, model.status == WorkStatus.PENDING.value)
+                                  .values(status=WorkStatus.ENQUEUED.value, enqueued_at=now,
+                                          attempts=attempts + 1)).rowcount
+        session.commit()
+    if not changed:
+        return True
+    try:
+        queue.enqueue(function, row_id, f"formloom-{job_id}-{attempts + 1}")
+        return True
+    except Exception as exc:
+        log.warning("Could not enqueue %s (%s); it stays in the database and is tried again.", job_id, exc)
+        with new_session(app, write=True) as session:
+            session.execute(update(model).where(model.id == row_id, model.status == WorkStatus.ENQUEUED.value)
+                            .values(status=WorkStatus.PENDING.value, enqueued_at=None))
+            session.commit()
+        return False
+
+
+def sweep_once(app: Flask, queue, now: datetime | None = None, stale_after: float | None = None) -> Counts:
+    """Hand again what was enqueued but is not done after ``stale_after`` seconds."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=stale_after if stale_after is not None
+                             else app.config.get("AUTOMATION_STALE_SECONDS", 60))
+    with new_session(app, write=True) as session:
+        session.execute(update(Event).where(Event.status == WorkStatus.ENQUEUED.value, or_(
+            Event.enqueued_at.is_(None), Event.enqueued_at < cutoff)).values(status=WorkStatus.PENDING.value))
+        session.execute(update(ScheduledJob).where(ScheduledJob.status == WorkStatus.ENQUEUED.value, or_(
+            ScheduledJob.enqueued_at.is_(None), ScheduledJob.enqueued_at < cutoff))
+            .values(status=WorkStatus.PENDING.value))
+        session.commit()
+    return relay_once(app, queue, now)
+
+
+def run_pending(app: Flask, now: datetime | None = None, rounds: int = 20) -> int:
+    """Run everything pending and due at ``now`` in this thread (embedded mode and tests).
+
+    Repeats until nothing is left, so events caused by rule actions run too. Returns how many
+    events and jobs ran.
+    """
+    bind(app)
+    queue = InlineQueue(now)
+    total = 0
+    for _ in range(rounds):
+        counts = relay_once(app, queue, now)
+        total += counts.total
+        if not counts.total:
+            break
+    return total
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+class Dispatcher(threading.Thread):
+    """A daemon thread: relay (and sweep) every ``AUTOMATION_POLL_SECONDS``."""
+
+    def __init__(self, app: Flask, queue, *, sweep: bool = True):
+        super().__init__(name="formloom-dispatcher", daemon=True)
+        self.app, self.queue, self.sweep = app, queue, sweep
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        bind(self.app)
+        interval = float(self.app.config.get("AUTOMATION_POLL_SECONDS", 0.5))
+        while not self.stopping.is_set():
+            try:
+                (sweep_once if self.sweep else relay_once)(self.app, self.queue)
+            except Exception:
+                log.exception("Dispatching automation work failed; trying again.")
+            self.stopping.wait(interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def start_embedded(app: Flask) -> Dispatcher | None:
+    """The embedded default: rules run in a thread of this process, no Redis needed."""
+    if app.config.get("AUTOMATION") != "inline":
+        return None
+    dispatcher = Dispatcher(app, InlineQueue())
+    dispatcher.start()
+    return dispatcher
+
+
+def run_worker(app: Flask, redis_url: str, *, burst: bool = False) -> None:
+    """``formloom worker``: the relay and sweeper in a thread, an RQ worker in the main thread."""
+    from redis import Redis
+    from rq import SimpleWorker
+
+    connection = Redis.from_url(redis_url)
+    bind(app)
+    dispatcher = Dispatcher(app, RedisQueue(connection))
+    dispatcher.start()
+    worker = SimpleWorker([QUEUE_NAME], connection=connection)
+    try:
+        worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+    finally:
+        dispatcher.stop()

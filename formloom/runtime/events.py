@@ -1,0 +1,88 @@
+"""The outbox: events and scheduled work written in the same transaction as the change behind them.
+
+Nothing here talks to Redis. :mod:`formloom.runtime.dispatch` hands what is written here to the
+queue; if the process dies after the commit, the work is still in the database.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from formloom.platform.db import utcnow
+from formloom.platform.models import App, Event, Record, ScheduledJob, WorkStatus
+from formloom.runtime import rules as rules_module
+from formloom.runtime.rules import EventKind, Rule, Trigger
+
+DEPTH = "formloom.automation_depth"  # session.info: how deep in rule actions this change is
+
+
+def emit(session: Session, app: App, kind: EventKind, record: Record, payload: Mapping[str, Any],
+         actor_id: int | None, at: datetime | None = None) -> None:
+    """Record that something happened to ``record`` (flushed with the change), and keep its timers."""
+    at = at or utcnow()
+    session.add(Event(app_id=app.id, kind=kind.value, entity_key=record.entity_key, record_id=record.id,
+                      payload=dict(payload), actor_id=actor_id, depth=session.info.get(DEPTH, 0), created_at=at))
+    if kind in (EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED):
+        schedule_timers(session, app, record, at, deleted=kind is EventKind.DELETED)
+
+
+def schedule_timers(session: Session, app: App, record: Record, at: datetime, *, deleted: bool = False) -> None:
+    """(Re)schedule the record's date-reached and inactivity checks; cancel them when it is deleted."""
+    timed = [r for r in rules_module.rules_of(session, app) if r.trigger in (Trigger.DATE_REACHED, Trigger.INACTIVITY)]
+    if not timed:
+        return
+    zone = rules_module.app_zone(session, app)
+    for rule in timed:
+        if rule.entity_key == record.entity_key:
+            if rule.trigger is Trigger.DATE_REACHED:
+                due = None if deleted else rules_module.date_due(rule, record.data.get(rule.options["field"]), zone)
+                _put(session, app, f"date:{rule.key}:{record.id}", rule, record.id, due)
+            else:
+                due = None if deleted else at + _days(rule)
+                _put(session, app, f"idle:{rule.key}:{record.id}", rule, record.id, due)
+        activity = rule.options.get("activity") if rule.trigger is Trigger.INACTIVITY else None
+        if activity and activity["entity"] == record.entity_key and not deleted:
+            linked = record.data.get(activity["field"])
+            if isinstance(linked, int):  # activity logged on the record it relates to resets its timer
+                _put(session, app, f"idle:{rule.key}:{linked}", rule, linked, at + _days(rule))
+
+
+def _days(rule: Rule):
+    from datetime import timedelta
+
+    return timedelta(days=rule.options["days"])
+
+
+def _put(session: Session, app: App, key: str, rule: Rule, record_id: int | None, due: datetime | None) -> None:
+    """Keep one pending job per key at ``due`` (None cancels it)."""
+    job = session.scalar(select(ScheduledJob).where(ScheduledJob.key == key))
+    if due is None:
+        if job is not None and job.status in (WorkStatus.PENDING.value, WorkStatus.ENQUEUED.value):
+            job.status = WorkStatus.CANCELLED.value
+        return
+    if job is None:
+        session.add(ScheduledJob(app_id=app.id, key=key, kind=rule.trigger.value, rule_key=rule.key,
+                                 record_id=record_id, due_at=due, payload={"due": due.isoformat()}))
+    elif job.due_at != due or job.status == WorkStatus.CANCELLED.value:
+        job.due_at, job.payload, job.status, job.attempts = due, {"due": due.isoformat()}, WorkStatus.PENDING.value, 0
+        job.enqueued_at = job.done_at = None
+
+
+def schedule_recurring(session: Session, app: App, now: datetime) -> None:
+    """Make sure every enabled scheduled rule has its next run waiting in the database."""
+    zone = None
+    for rule in rules_module.rules_of(session, app):
+        if rule.trigger is not Trigger.SCHEDULE or not rule.enabled:
+            continue
+        zone = zone or rules_module.app_zone(session, app)
+        key = f"schedule:{rule.key}:v{rule.version}"
+        if session.scalar(select(ScheduledJob.id).where(ScheduledJob.key.like(f"{key}:%"),
+                                                        ScheduledJob.status.in_([WorkStatus.PENDING.value,
+                                                                                 WorkStatus.ENQUEUED.value]))):
+            continue
+        due = rules_module.next_occurrence(rule, now, zone)
+        _put(session, app, f"{key}:{due.isoformat()}", rule, None, due)
