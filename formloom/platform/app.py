@@ -45,7 +45,15 @@ def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
     from formloom.platform import web_auth
     from formloom.runtime import api as runtime_api
-    from formloom.runtime import files_views, i18n, pipelines_api, pipelines_views, views
+    from formloom.runtime import (
+        automation_api,
+        automation_views,
+        files_views,
+        i18n,
+        pipelines_api,
+        pipelines_views,
+        views,
+    )
 
     web_auth.init_app(app)
     i18n.init_app(app)
@@ -55,6 +63,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(files_views.bp)
     app.register_blueprint(pipelines_api.bp)
     app.register_blueprint(pipelines_views.bp)
+    app.register_blueprint(automation_api.bp)
+    app.register_blueprint(automation_views.bp)
 
 
 def _protect_csrf() -> None:

@@ -290,3 +290,114 @@ def retry_run(session: Session, run_id: int, settings: Settings) -> RuleRun:
 
 
 Handler = Callable[[Context, Mapping[str, Any], str], dict]
+
+
+# --- dry run ---------------------------------------------------------------------------------
+
+@dataclass
+class DryRunItem:
+    record_id: int | None
+    title: str
+    trigger: str
+    matched: bool | None
+    status: str
+    reason: str | None
+    actions: list[dict]
+
+
+def dry_run(engine, app_id: int, rule_body: Mapping[str, Any], settings: Settings, *, days: int | None = None,
+            limit: int = 100, now: datetime | None = None) -> list[DryRunItem]:
+    """What ``rule_body`` would do, with no side effects.
+
+    With ``days``, the rule is run against the events of the last ``days`` days that it answers;
+    without, against the entity's live records (newest first). Everything runs inside one
+    database transaction that is rolled back at the end: the run log, assignments, records,
+    notifications and deliveries it would make are computed for real and then discarded, so
+    an assignment shows who would have got each record, in turn.
+    """
+    from sqlalchemy.orm import Session as OrmSession
+
+    now = now or utcnow()
+    out: list[DryRunItem] = []
+    # A writer's connection (SQLite takes its write lock at BEGIN), rolled back at the end.
+    with engine.execution_options(formloom_write=True).connect() as connection:
+        outer = connection.begin()
+        session = OrmSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            app = session.get(App, app_id)
+            rule_body = {**rule_body, "enabled": True}  # a disabled rule can be tried before it is switched on
+            rule = Rule(key=rule_body["key"], version=0, body=rule_body, entity_key=rule_body["entity"],
+                        trigger=Trigger(rule_body["trigger"]["type"]), published_by=None)
+            for record, trigger_key, trigger in _dry_targets(session, app, rule, days, limit, now):
+                run = run_rule(session, app, rule, record, f"dry:{trigger_key}", trigger, settings, now=now)
+                out.append(DryRunItem(record.id if record else None, record.title if record else "", trigger,
+                                      run.matched, run.status, run.reason,
+                                      [{"type": a.kind, "status": a.status, "result": a.result, "error": a.error}
+                                       for a in run.actions]))
+        finally:
+            session.close()
+            outer.rollback()
+    return out
+
+
+def _dry_targets(session: Session, app: App, rule: Rule, days: int | None, limit: int, now: datetime):
+    from datetime import timedelta
+
+    if days is not None and rule.trigger not in rules_module.TIMED:
+        rows = session.scalars(select(Event).where(Event.app_id == app.id, Event.entity_key == rule.entity_key,
+                                                   Event.created_at >= now - timedelta(days=days))
+                               .order_by(Event.id))
+        count = 0
+        for event in rows:
+            if count >= limit:
+                break
+            if rule.answers(event.kind, event.entity_key, event.payload):
+                count += 1
+                record = session.get(Record, event.record_id) if event.record_id else None
+                yield record, f"event:{event.id}", rule.trigger.value
+        return
+    ids = list(session.scalars(select(Record.id).where(Record.app_id == app.id, Record.entity_key == rule.entity_key,
+                                                       Record.deleted_at.is_(None))
+                               .order_by(Record.id.desc()).limit(limit)))
+    for record_id in reversed(ids):  # oldest of the newest first, the order they arrived in
+        yield session.get(Record, record_id), f"record:{record_id}", rule.trigger.value
+
+
+# --- health ----------------------------------------------------------------------------------
+
+def health(session: Session, now: datetime | None = None, app_id: int | None = None) -> dict:
+    """What the queue holds: waiting, handed to the queue, failed runs, the oldest overdue item."""
+    from sqlalchemy import func
+
+    now = now or utcnow()
+
+    def count(model, *where) -> int:
+        query = select(func.count()).select_from(model).where(*where)
+        if app_id is not None:
+            query = query.where(model.app_id == app_id)
+        return session.scalar(query) or 0
+
+    def oldest(model, column, *where):
+        query = select(func.min(column)).where(*where)
+        if app_id is not None:
+            query = query.where(model.app_id == app_id)
+        return session.scalar(query)
+
+    waiting = (WorkStatus.PENDING.value,)
+    oldest_event = oldest(Event, Event.created_at, Event.status.in_(waiting + (WorkStatus.ENQUEUED.value,)))
+    oldest_job = oldest(ScheduledJob, ScheduledJob.due_at, ScheduledJob.due_at <= now,
+                        ScheduledJob.status.in_(waiting + (WorkStatus.ENQUEUED.value,)))
+    candidates = [m for m in (oldest_event, oldest_job) if m is not None]
+    oldest_due = min(candidates) if candidates else None
+    return {
+        "events_waiting": count(Event, Event.status == WorkStatus.PENDING.value),
+        "events_running": count(Event, Event.status == WorkStatus.ENQUEUED.value),
+        "jobs_due": count(ScheduledJob, ScheduledJob.status == WorkStatus.PENDING.value, ScheduledJob.due_at <= now),
+        "jobs_running": count(ScheduledJob, ScheduledJob.status == WorkStatus.ENQUEUED.value),
+        "jobs_scheduled": count(ScheduledJob, ScheduledJob.status == WorkStatus.PENDING.value,
+                                ScheduledJob.due_at > now),
+        "runs_failed": count(RuleRun, RuleRun.status == RunStatus.FAILED.value),
+        "runs_stopped": count(RuleRun, RuleRun.status == RunStatus.STOPPED.value),
+        "oldest_due_at": oldest_due,
+        "oldest_due_seconds": (now - oldest_due).total_seconds() if oldest_due else None,
+    }

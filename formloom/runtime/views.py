@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from sqlalchemy import func, select
 
 from formloom.platform.api_common import BadRequest
-from formloom.platform.auth import Action, visible_apps
+from formloom.platform.auth import Action, can, visible_apps
 from formloom.platform.db import get_session
 from formloom.platform.errors import Conflict, RecordValidationError, VersionConflict
 from formloom.platform.models import App, Record, User
@@ -79,7 +79,8 @@ def app_home(app_key: str):
                              .order_by(Record.updated_at.desc(), Record.id.desc()).limit(8)))
     labels = {e.key: e.body["label"] for e in entities}
     return render_template("app_home.html", app=app, entities=entities, counts=counts, recent=recent,
-                           labels=labels, pipelines=list(pipelines.pipelines_of(db, app).values()))
+                           labels=labels, pipelines=list(pipelines.pipelines_of(db, app).values()),
+                           can_manage=can(db, g.user, Action.WRITE_DEFINITIONS, app))
 
 
 def _nav(app: App) -> list[tuple[str, dict | str]]:
