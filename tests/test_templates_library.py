@@ -126,12 +126,12 @@ def test_entities_have_the_fields_asked_for():
 def test_install_publishes_four_entities_four_forms_the_pipeline_and_the_app(db, admin, crm):
     assert crm.key == "crm" and crm.label == {"en": "CRM", "zh-CN": "客户关系管理"}
     rows = definitions.list_definitions(db, crm)
-    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1}
+    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1, "rule": 6}
     assert all(d.draft is None for d in rows)
     # Entities and forms at version 1; the app definition gains its navigation in version 2.
-    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("app", 2)}
+    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("rule", 1), ("app", 2)}
     template = load_template("crm")
-    for body in [*template["entities"], *template["forms"], *template["pipelines"]]:
+    for body in [*template["entities"], *template["forms"], *template["pipelines"], *template["rules"]]:
         published = catalog.published_version(db, crm, body["kind"], body["key"])
         assert published.body == body
         assert definitions.check(db, crm, body["kind"], body["key"], body) == []

@@ -1,8 +1,9 @@
 """Bundled app templates (definitions as JSON files) and their installer.
 
 A template is a folder under :data:`TEMPLATES_DIR` holding ``app.json``, ``entities/*.json``,
-``forms/*.json`` and ``pipelines/*.json``. Installing one creates the app and publishes every definition through
-:mod:`formloom.builder.definitions`, so a template is checked exactly like a hand-made app.
+``forms/*.json``, ``pipelines/*.json`` and ``rules/*.json``. Installing one creates the app and
+publishes every definition through :mod:`formloom.builder.definitions`, so a template is checked
+exactly like a hand-made app.
 """
 from __future__ import annotations
 
@@ -51,9 +52,9 @@ def list_templates() -> list[dict]:
 def load_template(name: str) -> dict:
     """The definitions of template ``name``.
 
-    Returns ``{"name", "app", "entities", "forms", "pipelines"}``: the app body, the entity bodies
+    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules"}``: the app body, the entity bodies
     ordered so that relation targets come before the entities relating to them (cycles keep file
-    order), the form bodies ordered by their entity, and the pipelines.
+    order), the form bodies ordered by their entity, the pipelines and the automation rules.
     """
     names = _template_names()
     if not isinstance(name, str) or name not in names:
@@ -63,6 +64,7 @@ def load_template(name: str) -> dict:
     entities = [_read_json(p) for p in sorted((folder / "entities").glob("*.json"))]
     forms = [_read_json(p) for p in sorted((folder / "forms").glob("*.json"))]
     pipelines = [_read_json(p) for p in sorted((folder / "pipelines").glob("*.json"))]
+    rules = [_read_json(p) for p in sorted((folder / "rules").glob("*.json"))]
     for path, body in zip(sorted((folder / "entities").glob("*.json")), entities):
         if body.get("key") != path.stem:
             raise FormloomError(f"Template file {path.relative_to(TEMPLATES_DIR)} must define key '{path.stem}'.")
@@ -70,7 +72,8 @@ def load_template(name: str) -> dict:
     position = {body["key"]: i for i, body in enumerate(ordered)}
     forms.sort(key=lambda f: (position.get(f.get("entity"), len(position)), f.get("key") != f.get("entity"),
                               str(f.get("key"))))
-    return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines}
+    return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
+            "rules": rules}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -118,7 +121,7 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
             definitions.save_draft(session, actor, app, "entity", body["key"], body)
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
-        for body in template["forms"] + template["pipelines"]:
+        for body in template["forms"] + template["pipelines"] + template["rules"]:
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
     return app

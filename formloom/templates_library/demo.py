@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from formloom.platform.auth import Cause
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, AppMember, User
+from formloom.platform.models import App, AppMember, Event, User, WorkStatus
 from formloom.runtime import catalog, pipelines, records
 from formloom.runtime.validation import Situation
 
@@ -205,6 +205,10 @@ def load_demo_data(session: Session, actor: User, app: App, *, seed: int = 7, cu
             count = {"lead": 1, "needs_analysis": 1, "proposal": 2}.get(stage, rng.randint(2, 3))
             _follow_ups(rng, maker, customer_id, opportunity_id, stage, contacts, people, chinese,
                         closed_on or today, count)
+    # Sample data is history: rules react to what happens from now on, not to how it was made.
+    # (Timers it set, such as follow-up reminders, stay: they are about the future.)
+    session.execute(update(Event).where(Event.app_id == app.id, Event.status == WorkStatus.PENDING.value)
+                    .values(status=WorkStatus.DONE.value, done_at=datetime.now(UTC)))
     return dict(maker.counts)
 
 
