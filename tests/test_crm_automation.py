@@ -60,7 +60,7 @@ def opportunity(db, user, app, name, **values):
 
 
 def test_website_enquiries_go_to_the_reps_in_turn_and_each_is_told(app, db, admin, crm, team):
-    li, emma, boss = team
+    li, emma, _boss = team
     made = [opportunity(db, admin, crm, f"Web {i}", source="website") for i in range(4)]
     opportunity(db, admin, crm, "Referral", source="referral")
     dispatch.run_pending(app, now=T0)
@@ -87,7 +87,7 @@ def test_a_follow_up_reminder_arrives_at_nine_beijing_time_on_its_date(app, db, 
 
 
 def test_seven_days_without_contact_alerts_the_owner_and_the_manager(app, db, admin, crm, team):
-    li, emma, boss = team
+    li, _emma, boss = team
     opportunity(db, li, crm, "Quiet deal")
     dispatch.run_pending(app, now=T0 + timedelta(days=6))
     assert "No contact for 7 days: Quiet deal" not in notes(db, li)
@@ -111,7 +111,7 @@ def test_a_follow_up_resets_the_seven_day_clock(app, db, admin, crm, team):
 
 
 def test_a_won_deal_is_announced_to_the_sales_manager_once(app, db, admin, crm, team):
-    li, emma, boss = team
+    li, _emma, boss = team
     deal = opportunity(db, li, crm, "Big win", stage="contract", amount="50000", products=["licence"],
                        expected_close="2026-03-31", contact=None)
     pipelines.move(db, li, Cause.for_user(li), crm, deal, "won", checklist=["contract_signed"],
