@@ -78,3 +78,16 @@ def test_demo_prepares_instance_and_prints_login(instance):
 def test_template_list_names_the_crm(instance):
     result = formloom(instance, "template", "list")
     assert result.returncode == 0 and result.stdout.startswith("crm")
+
+
+def test_user_away_and_back(instance):
+    assert formloom(instance, "init").returncode == 0
+    assert formloom(instance, "user", "create", "li.wei", "--generate").returncode == 0
+    away = formloom(instance, "user", "away", "li.wei", "--until", "2030-01-15")
+    assert away.returncode == 0 and "li.wei is away until 2030-01-15." in away.stdout
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
+    with new_session(app) as session:
+        assert session.query(User).filter(User.username == "li.wei").one().away_until.date().isoformat() == "2030-01-15"
+    assert "li.wei is back." in formloom(instance, "user", "away", "li.wei", "--back").stdout
+    wrong = formloom(instance, "user", "away", "li.wei", "--until", "soon")
+    assert wrong.returncode == 1 and "--until must be a date written YYYY-MM-DD, got 'soon'." in wrong.stderr

@@ -99,6 +99,34 @@ def user_create(ctx: Context, username: str, password: str | None, generate: boo
         click.echo(f"Created {role} '{username}'" + (f" with password: {password}" if generate else "."))
 
 
+@user.command("away")
+@click.argument("username")
+@click.option("--until", "until", default=None,
+              help="Back on this day (YYYY-MM-DD, UTC); assignment skips them until then")
+@click.option("--back", is_flag=True, help="They are back: assignment includes them again")
+@pass_ctx
+def user_away(ctx: Context, username: str, until: str | None, back: bool) -> None:
+    """Mark a user away (on leave) or back; rules that assign work skip users who are away."""
+    from datetime import UTC, date, datetime, time
+
+    if back == (until is not None):
+        _fail(FormloomError("Give either --until YYYY-MM-DD or --back."))
+    with ctx.app.app_context():
+        session = new_session(ctx.app, write=True)
+        person = session.scalar(select(User).where(User.username == username))
+        if person is None:
+            _fail(FormloomError(f"There is no user '{username}'."))
+        if back:
+            person.away_until = None
+        else:
+            try:
+                person.away_until = datetime.combine(date.fromisoformat(until), time(), UTC)
+            except ValueError:
+                _fail(FormloomError(f"--until must be a date written YYYY-MM-DD, got '{until}'."))
+        session.commit()
+        click.echo(f"{username} is back." if back else f"{username} is away until {until}.")
+
+
 @main.group()
 def token() -> None:
     """Manage API tokens."""
