@@ -153,6 +153,10 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str,
         from formloom.runtime import pipelines
 
         pipelines.move_stranded(session, actor, app, pipelines.get_pipeline(session, app, key), moves, utcnow())
+    if kind == "rule":
+        from formloom.runtime import events
+
+        events.reschedule_rule(session, app, key, utcnow())
     return version
 
 

@@ -116,11 +116,19 @@ def process_job(session: Session, job_id: int, settings: Settings, now: datetime
     ran = 0
     if rule is not None and rule.enabled:
         if job.kind == Trigger.SCHEDULE.value:
-            ran = _run_schedule(session, app, rule, job, settings, now)
-        elif _still_due(session, app, rule, job):
-            record = session.get(Record, job.record_id)
-            run_rule(session, app, rule, record, f"job:{job.id}", job.kind, settings, now=now, job_id=job.id)
-            ran = 1
+            ran = _run_schedule(session, app, rule, job, settings, now) if _current_version(job, rule) else 0
+        else:
+            due = _due_now(session, app, rule, job)
+            if due is not None and due > job.due_at:  # the date (or the rule) moved it later: wait for that
+                job.due_at, job.status, job.enqueued_at = due, WorkStatus.PENDING.value, None
+                session.commit()
+                return 0
+            if due == job.due_at:
+                # A job row serves one rule and record for good; its run is keyed by the moment it is for.
+                trigger_key = f"job:{job.id}@{int(job.due_at.timestamp())}"
+                run_rule(session, app, rule, session.get(Record, job.record_id), trigger_key, job.kind, settings,
+                         now=now, job_id=job.id)
+                ran = 1
     _finish(session, ScheduledJob, job_id, now)
     if job.kind == Trigger.SCHEDULE.value:
         events.schedule_recurring(session, app, now)
@@ -128,15 +136,24 @@ def process_job(session: Session, job_id: int, settings: Settings, now: datetime
     return ran
 
 
-def _still_due(session: Session, app: App, rule: Rule, job: ScheduledJob) -> bool:
-    """A timed rule fires only if its record still exists and its date still says so."""
+def _due_now(session: Session, app: App, rule: Rule, job: ScheduledJob) -> datetime | None:
+    """When the job's rule is due for its record now (None: not at all any more).
+
+    A timed rule fires only if its record still exists and, for a date, the date still says so.
+    """
     record = session.get(Record, job.record_id) if job.record_id else None
     if record is None or record.deleted_at is not None or record.entity_key != rule.entity_key:
-        return False
+        return None
     if rule.trigger is Trigger.DATE_REACHED:
-        due = rules_module.date_due(rule, record.data.get(rule.options["field"]), rules_module.app_zone(session, app))
-        return due is not None and due == job.due_at
-    return True
+        return rules_module.date_due(rule, record.data.get(rule.options["field"]), rules_module.app_zone(session, app))
+    if rule.trigger is Trigger.INACTIVITY:
+        return job.due_at
+    return None
+
+
+def _current_version(job: ScheduledJob, rule: Rule) -> bool:
+    """A recurring job made for an earlier version of its rule does not run (the new one is scheduled)."""
+    return job.key.startswith(f"schedule:{rule.key}:v{rule.version}:")
 
 
 def _run_schedule(session: Session, app: App, rule: Rule, job: ScheduledJob, settings: Settings,

@@ -46,10 +46,11 @@ def settings_of(app: Flask) -> automation.Settings:
 
 # --- the job functions (what RQ imports and runs) --------------------------------------------------
 
-def run_event(event_id: int) -> int:
+def run_event(event_id: int, now: str | None = None) -> int:
     app = _bound()
     with new_session(app, write=True) as session:
-        return automation.process_event(session, event_id, settings_of(app))
+        moment = datetime.fromisoformat(now) if now else None
+        return automation.process_event(session, event_id, settings_of(app), now=moment)
 
 
 def run_job(job_id: int, now: str | None = None) -> int:
@@ -68,10 +69,7 @@ class InlineQueue:
         self.now = now  # a controlled clock for scheduled jobs
 
     def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
-        if function is run_job and self.now is not None:
-            function(arg, self.now.isoformat())
-        else:
-            function(arg)
+        function(arg, self.now.isoformat() if self.now is not None else None)
 
 
 class RedisQueue:

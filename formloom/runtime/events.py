@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from formloom.platform.db import utcnow
@@ -66,10 +66,17 @@ def _put(session: Session, app: App, key: str, rule: Rule, record_id: int | None
         return
     if job is None:
         session.add(ScheduledJob(app_id=app.id, key=key, kind=rule.trigger.value, rule_key=rule.key,
-                                 record_id=record_id, due_at=due, payload={"due": due.isoformat()}))
+                                 record_id=record_id, due_at=due, payload=_payload(rule, due)))
     elif job.due_at != due or job.status == WorkStatus.CANCELLED.value:
-        job.due_at, job.payload, job.status, job.attempts = due, {"due": due.isoformat()}, WorkStatus.PENDING.value, 0
+        job.due_at, job.payload, job.status, job.attempts = due, _payload(rule, due), WorkStatus.PENDING.value, 0
         job.enqueued_at = job.done_at = None
+
+
+def _payload(rule: Rule, due: datetime) -> dict:
+    payload = {"due": due.isoformat()}
+    if rule.trigger is Trigger.INACTIVITY:
+        payload["days"] = rule.options["days"]
+    return payload
 
 
 def schedule_recurring(session: Session, app: App, now: datetime) -> None:
@@ -80,9 +87,55 @@ def schedule_recurring(session: Session, app: App, now: datetime) -> None:
             continue
         zone = zone or rules_module.app_zone(session, app)
         key = f"schedule:{rule.key}:v{rule.version}"
+        # Runs waiting for an earlier version of the rule give way to the current one.
+        session.execute(update(ScheduledJob).where(
+            ScheduledJob.key.like(f"schedule:{rule.key}:v%"), ScheduledJob.key.not_like(f"{key}:%"),
+            ScheduledJob.status.in_([WorkStatus.PENDING.value, WorkStatus.ENQUEUED.value]))
+            .values(status=WorkStatus.CANCELLED.value))
         if session.scalar(select(ScheduledJob.id).where(ScheduledJob.key.like(f"{key}:%"),
                                                         ScheduledJob.status.in_([WorkStatus.PENDING.value,
                                                                                  WorkStatus.ENQUEUED.value]))):
             continue
         due = rules_module.next_occurrence(rule, now, zone)
         _put(session, app, f"{key}:{due.isoformat()}", rule, None, due)
+
+
+def reschedule_rule(session: Session, app: App, rule_key: str, now: datetime) -> int:
+    """After a timed rule is published: put every live record's check at its new time.
+
+    Checks of a rule that is now off, or no longer timed, are cancelled. Returns how many records
+    were (re)scheduled.
+    """
+    rule = rules_module.get_rule(session, app, rule_key)
+    for prefix in ("date", "idle"):
+        if rule is None or not rule.enabled or rule.trigger not in (Trigger.DATE_REACHED, Trigger.INACTIVITY) \
+                or prefix != ("date" if rule.trigger is Trigger.DATE_REACHED else "idle"):
+            session.execute(update(ScheduledJob).where(
+                ScheduledJob.key.like(f"{prefix}:{rule_key}:%"),
+                ScheduledJob.status.in_([WorkStatus.PENDING.value, WorkStatus.ENQUEUED.value]))
+                .values(status=WorkStatus.CANCELLED.value))
+    if rule is None or not rule.enabled or rule.trigger not in (Trigger.DATE_REACHED, Trigger.INACTIVITY):
+        return 0
+    zone = rules_module.app_zone(session, app)
+    count = 0
+    for record in session.scalars(select(Record).where(Record.app_id == app.id, Record.entity_key == rule.entity_key,
+                                                      Record.deleted_at.is_(None))):
+        if rule.trigger is Trigger.DATE_REACHED:
+            due = rules_module.date_due(rule, record.data.get(rule.options["field"]), zone)
+            if due is not None and due < now:
+                continue  # a date already past when the rule appeared: no late reminder
+            _put(session, app, f"date:{rule.key}:{record.id}", rule, record.id, due)
+        else:
+            key = f"idle:{rule.key}:{record.id}"
+            job = session.scalar(select(ScheduledJob).where(ScheduledJob.key == key))
+            last = job.due_at - _days_of(job, rule) if job is not None else record.updated_at
+            _put(session, app, key, rule, record.id, max(last, record.updated_at) + _days(rule))
+        count += 1
+    return count
+
+
+def _days_of(job: ScheduledJob, rule: Rule):
+    """The quiet spell a stored inactivity job was made with (its rule may have changed since)."""
+    from datetime import timedelta
+
+    return timedelta(days=job.payload.get("days", rule.options["days"]))

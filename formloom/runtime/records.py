@@ -230,6 +230,7 @@ def restore(session: Session, user: User, cause: Cause, app: App, record: Record
         record.deleted_at = None
         _log(session, record, ChangeAction.RESTORE, {}, cause, record_version=record.version + 1)
         session.flush()
+        events.schedule_timers(session, app, record, utcnow())  # its reminders come back
     return record
 
 
