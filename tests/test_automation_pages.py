@@ -144,7 +144,7 @@ def test_a_dry_run_shows_who_would_get_each_deal_and_changes_nothing(app, client
     page = post(client, "/apps/pipes/automation/rules/assign_new/dry-run").get_data(as_text=True)
     rows = re.findall(r'data-record="(\d+)" data-status="succeeded"', page)
     assert rows == [str(r.id) for r in made]
-    assert page.count("Li — Round-robin") == 2 and page.count("Em — Round-robin") == 1
+    assert page.count("Li: Round-robin") == 2 and page.count("Em: Round-robin") == 1
     fresh(db)
     assert all(db.get(Record, r.id).data.get("owner") == admin.id for r in made)  # the creator, as before
     assert db.scalar(select(func.count()).select_from(Notification)) == 0

@@ -142,3 +142,18 @@ def dry_run_page(app_key: str, key: str):
                                        days=days)
     return render_template("dry_run.html", app=app, rule=body, key=key, items=items, error=error, days=days,
                            draft=definition.draft is not None, nav=_nav(app)), 422 if error else 200
+
+
+@bp.app_template_filter("action_result")
+def action_result(result: dict | None) -> str:
+    """An action's result in words: who was assigned and why, who was told, what was made."""
+    if not result:
+        return ""
+    if "why" in result:
+        return f"{result.get('name') or '—'}: {result['why']}" if result.get("assigned") else result["why"]
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "—"
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
