@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,38 +113,38 @@ def relay_once(app: Flask, queue, now: datetime | None = None, limit: int = 500)
         job_ids = list(session.scalars(select(ScheduledJob.id).where(
             ScheduledJob.status == WorkStatus.PENDING.value, ScheduledJob.due_at <= now)
             .order_by(ScheduledJob.due_at, ScheduledJob.id).limit(limit)))
-    for event_id in event_ids:
-        if not _hand(app, queue, Event, event_id, run_event, f"event-{event_id}", now):
-            return counts
-        counts.events += 1
-    for job_id in job_ids:
-        if not _hand(app, queue, ScheduledJob, job_id, run_job, f"job-{job_id}", now):
-            return counts
-        counts.jobs += 1
+    counts.events = _hand(app, queue, Event, event_ids, run_event, "event", now)
+    if counts.events == len(event_ids):
+        counts.jobs = _hand(app, queue, ScheduledJob, job_ids, run_job, "job", now)
     return counts
 
 
-def _hand(app: Flask, queue, model, row_id: int, function: Callable, job_id: str, now: datetime) -> bool:
-    """Mark the row enqueued, then enqueue it; if the queue refuses, put the row back to pending."""
+def _hand(app: Flask, queue, model, ids: list[int], function: Callable, name: str, now: datetime) -> int:
+    """Mark the rows enqueued (in one statement), then enqueue each; returns how many were handed.
+
+    Only rows still pending are taken, so two dispatchers never hand the same row. If the queue
+    refuses (Redis down), that row and the rest go back to pending and wait in the database.
+    """
+    if not ids:
+        return 0
     with new_session(app, write=True) as session:
-        attempts = session.scalar(select(model.attempts).where(model.id == row_id)) or 0
-        # Only from pending: two dispatchers never hand the same row at once.
-        changed = session.execute(update(model).where(model.id == row_id, model.status == WorkStatus.PENDING.value)
-                                  .values(status=WorkStatus.ENQUEUED.value, enqueued_at=now,
-                                          attempts=attempts + 1)).rowcount
+        claimed = sorted(session.execute(
+            update(model).where(model.id.in_(ids), model.status == WorkStatus.PENDING.value)
+            .values(status=WorkStatus.ENQUEUED.value, enqueued_at=now, attempts=model.attempts + 1)
+            .returning(model.id, model.attempts)).all())
         session.commit()
-    if not changed:
-        return True
-    try:
-        queue.enqueue(function, row_id, f"formloom-{job_id}-{attempts + 1}")
-        return True
-    except Exception as exc:
-        log.warning("Could not enqueue %s (%s); it stays in the database and is tried again.", job_id, exc)
-        with new_session(app, write=True) as session:
-            session.execute(update(model).where(model.id == row_id, model.status == WorkStatus.ENQUEUED.value)
-                            .values(status=WorkStatus.PENDING.value, enqueued_at=None))
-            session.commit()
-        return False
+    for handed, (row_id, attempt) in enumerate(claimed):
+        try:
+            queue.enqueue(function, row_id, f"formloom-{name}-{row_id}-{attempt}")
+        except Exception as exc:
+            log.warning("Could not enqueue %s %s (%s); it waits in the database and is tried again.", name, row_id, exc)
+            with new_session(app, write=True) as session:
+                session.execute(update(model).where(model.id.in_([r for r, _ in claimed[handed:]]),
+                                                    model.status == WorkStatus.ENQUEUED.value)
+                                .values(status=WorkStatus.PENDING.value, enqueued_at=None))
+                session.commit()
+            return handed
+    return len(claimed)
 
 
 def sweep_once(app: Flask, queue, now: datetime | None = None, stale_after: float | None = None) -> Counts:
@@ -192,11 +193,14 @@ class Dispatcher(threading.Thread):
         bind(self.app)
         interval = float(self.app.config.get("AUTOMATION_POLL_SECONDS", 0.5))
         while not self.stopping.is_set():
+            started = time.monotonic()
+            handed = 0
             try:
-                (sweep_once if self.sweep else relay_once)(self.app, self.queue)
+                handed = (sweep_once if self.sweep else relay_once)(self.app, self.queue).total
             except Exception:
                 log.exception("Dispatching automation work failed; trying again.")
-            self.stopping.wait(interval)
+            if not handed:  # busy: go again at once; idle: wait what is left of the interval
+                self.stopping.wait(max(interval - (time.monotonic() - started), 0))
 
     def stop(self) -> None:
         self.stopping.set()
