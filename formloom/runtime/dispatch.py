@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import or_, select, update
@@ -69,6 +69,9 @@ class InlineQueue:
     def __init__(self, now: datetime | None = None):
         self.now = now  # a controlled clock for scheduled jobs
 
+    def alive(self, job_ids: list[str], since: datetime) -> list[bool]:
+        return [False] * len(job_ids)  # an inline job that did not finish is gone
+
     def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
         function(arg, self.now.isoformat() if self.now is not None else None)
 
@@ -76,10 +79,28 @@ class InlineQueue:
 class RedisQueue:
     """An RQ queue; job ids are deterministic, and a job already queued is not queued twice."""
 
+    WAITING = frozenset({"queued", "deferred", "scheduled"})
+
     def __init__(self, connection, name: str = QUEUE_NAME):
         from rq import Queue
 
         self.queue = Queue(name, connection=connection)
+
+    def alive(self, job_ids: list[str], since: datetime) -> list[bool]:
+        """Whether the queue still holds each job: waiting, or running with a heartbeat since ``since``.
+
+        A job whose worker was killed stays "started" in RQ until its own maintenance notices;
+        without a recent heartbeat it counts as lost. Failed, finished or missing: lost.
+        """
+        from rq.job import Job
+
+        try:
+            jobs = Job.fetch_many(job_ids, connection=self.queue.connection)
+        except Exception:  # Redis unreachable: treat as lost, the relay then waits for Redis
+            return [False] * len(job_ids)
+        return [job is not None and (job.get_status(refresh=False) in self.WAITING or (
+            job.get_status(refresh=False) == "started" and job.last_heartbeat is not None
+            and job.last_heartbeat.replace(tzinfo=job.last_heartbeat.tzinfo or UTC) >= since)) for job in jobs]
 
     def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
         from rq import Retry
@@ -148,16 +169,25 @@ def _hand(app: Flask, queue, model, ids: list[int], function: Callable, name: st
 
 
 def sweep_once(app: Flask, queue, now: datetime | None = None, stale_after: float | None = None) -> Counts:
-    """Hand again what was enqueued but is not done after ``stale_after`` seconds."""
+    """Hand again what was enqueued but is not done after ``stale_after`` seconds.
+
+    Work whose job the queue still holds (waiting behind a backlog, or running) is left alone;
+    what the queue lost (a killed worker, a flushed Redis, a failed job) goes back to pending.
+    """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=stale_after if stale_after is not None
                              else app.config.get("AUTOMATION_STALE_SECONDS", 60))
     with new_session(app, write=True) as session:
-        session.execute(update(Event).where(Event.status == WorkStatus.ENQUEUED.value, or_(
-            Event.enqueued_at.is_(None), Event.enqueued_at < cutoff)).values(status=WorkStatus.PENDING.value))
-        session.execute(update(ScheduledJob).where(ScheduledJob.status == WorkStatus.ENQUEUED.value, or_(
-            ScheduledJob.enqueued_at.is_(None), ScheduledJob.enqueued_at < cutoff))
-            .values(status=WorkStatus.PENDING.value))
+        for model, name in ((Event, "event"), (ScheduledJob, "job")):
+            stale = session.execute(select(model.id, model.attempts).where(
+                model.status == WorkStatus.ENQUEUED.value,
+                or_(model.enqueued_at.is_(None), model.enqueued_at < cutoff))).all()
+            alive = queue.alive([f"formloom-{name}-{row_id}-{attempt}" for row_id, attempt in stale], cutoff) \
+                if stale else []
+            lost = [row_id for (row_id, _), live in zip(stale, alive or [False] * len(stale)) if not live]
+            if lost:
+                session.execute(update(model).where(model.id.in_(lost), model.status == WorkStatus.ENQUEUED.value)
+                                .values(status=WorkStatus.PENDING.value))
         session.commit()
     return relay_once(app, queue, now)
 
@@ -216,16 +246,27 @@ def start_embedded(app: Flask) -> Dispatcher | None:
 
 
 def run_worker(app: Flask, redis_url: str, *, burst: bool = False) -> None:
-    """``formloom worker``: the relay and sweeper in a thread, an RQ worker in the main thread."""
+    """``formloom worker``: the relay and sweeper in a thread, an RQ worker in the main thread.
+
+    With ``burst`` it relays and works in turns in this thread until a relay finds nothing more
+    (so work that rule actions create runs too), then exits.
+    """
     from redis import Redis
     from rq import SimpleWorker
 
     connection = Redis.from_url(redis_url)
     bind(app)
-    dispatcher = Dispatcher(app, RedisQueue(connection))
+    queue = RedisQueue(connection)
+    if burst:
+        while True:
+            handed = sweep_once(app, queue).total
+            SimpleWorker([QUEUE_NAME], connection=connection).work(burst=True, with_scheduler=False,
+                                                                   logging_level="WARNING")
+            if not handed and not queue.queue.count:
+                return
+    dispatcher = Dispatcher(app, queue)
     dispatcher.start()
-    worker = SimpleWorker([QUEUE_NAME], connection=connection)
     try:
-        worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+        SimpleWorker([QUEUE_NAME], connection=connection).work(with_scheduler=False, logging_level="WARNING")
     finally:
         dispatcher.stop()
