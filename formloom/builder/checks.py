@@ -336,20 +336,21 @@ def _check_links(f: dict, path: str, by_key: dict, entities: dict[str, dict]) ->
                                                f"another field of this entity.")
 
 
-def _unknown_entity(entity_key: str, ctx: AppContext) -> Problem | None:
-    """The problem of a form or pipeline naming an entity the app does not have."""
+def _entity_of(body: dict, ctx: AppContext, broken: set[str]) -> tuple[str | None, list[Problem]]:
+    """The entity a form, pipeline or rule is about, or the problem of naming one the app lacks."""
+    entity_key = body.get("entity")
+    if not isinstance(entity_key, str) or "$.entity" in broken:
+        return None, []
     if entity_key in ctx.entities:
-        return None
+        return entity_key, []
     known = ", ".join(sorted(ctx.entities)) or "none yet"
-    return Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")
+    return None, [Problem("$.entity", f"App '{ctx.app_key}' has no entity '{entity_key}' (entities: {known}).")]
 
 
 def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
-    entity_key = body.get("entity")
-    if not isinstance(entity_key, str) or "$.entity" in broken:
-        return
-    if problem := _unknown_entity(entity_key, ctx):
-        yield problem
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
         return
     entity_body = ctx.entities[entity_key]
     entity_fields = {f["key"]: f for _, f in _fields_of(entity_body)}
@@ -407,8 +408,9 @@ def check_pipeline(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Pr
         if other_key != body.get("key") and isinstance(other, dict) and other.get("entity") == entity_key:
             yield Problem("$.entity", f"Entity '{entity_key}' already has pipeline '{other_key}'; an entity has "
                                       f"one pipeline. Edit that one instead.")
-    if problem := _unknown_entity(entity_key, ctx):
-        yield problem
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
         return
     fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
     kinds = field_kinds(list(fields.values()), ctx.entities)
@@ -510,11 +512,9 @@ def check_rule(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
     from formloom.runtime import conditions
     from formloom.runtime.compiler import field_kinds
 
-    entity_key = body.get("entity")
-    if not isinstance(entity_key, str) or "$.entity" in broken:
-        return
-    if problem := _unknown_entity(entity_key, ctx):
-        yield problem
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
         return
     fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
     kinds = field_kinds(list(fields.values()), ctx.entities)
