@@ -152,3 +152,21 @@ def test_a_dry_run_shows_who_would_get_each_deal_and_changes_nothing(app, client
     api = client.post("/api/v1/apps/pipes/rules/assign_new/dry-run", json={"days": 1}, headers=bearer(db, admin))
     assert api.status_code == 200
     assert [i["record_id"] for i in api.get_json()["items"]] == [r.id for r in made]
+
+
+def test_the_notification_api_snoozes_and_refuses_a_moment_without_a_zone(app, client, db, admin, pipes, reps):
+    definitions.save_and_publish(db, admin, pipes, ASSIGN)
+    db.commit()
+    deal(db, admin, pipes)
+    dispatch.run_pending(app)
+    headers = bearer(db, reps[0])
+    note_id = client.get("/api/v1/notifications", headers=headers).get_json()["items"][0]["id"]
+    naive = client.post(f"/api/v1/notifications/{note_id}/snooze", json={"until": "2030-01-01T09:00"}, headers=headers)
+    assert naive.status_code == 400 and "with its time zone" in naive.get_json()["error"]["message"]
+    later = client.post(f"/api/v1/notifications/{note_id}/snooze", json={"until": "2030-01-01T09:00:00+08:00"},
+                        headers=headers)
+    assert later.status_code == 200
+    listed = client.get("/api/v1/notifications", headers=headers).get_json()
+    assert listed["items"] == [] and listed["unread"] == 0
+    other = client.post(f"/api/v1/notifications/{note_id}/read", headers=bearer(db, reps[1]))
+    assert other.status_code == 404  # someone else's notification

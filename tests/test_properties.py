@@ -48,7 +48,6 @@ COLUMN_TYPES = tuple(t for t in TABLE_COLUMN_TYPES if t not in ("user", "relatio
 NOT_AN_OPTION = "not-an-option"  # option values are drawn from [a-z0-9], so this is never one
 FORMULAS = {"1 + 1": "2.00", "2 * 3": "6.00", "10 / 4": "2.50"}  # constant expressions, their stored values
 
-# Known bugs kept out of the random input; each is pinned by an xfail test below.
 def body_of(fields: list[dict], key: str = "t", label: Any = "T") -> dict:
     return {"formloom": 1, "kind": "entity", "key": key, "label": label, "fields": fields}
 

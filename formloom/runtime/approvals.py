@@ -346,7 +346,7 @@ def _flush(session: Session, req: ApprovalRequest, locale: str) -> None:
 def _carry_out(session: Session, user: User, cause: Cause, req: ApprovalRequest, record: Record, locale: str,
                now: datetime) -> None:
     """Move the record now that its approval is granted; its gate is checked again."""
-    from formloom.runtime import catalog, records
+    from formloom.runtime import records
     from formloom.runtime.pipelines import Move, pipeline_for
     from formloom.runtime.validation import Situation
 
@@ -354,7 +354,6 @@ def _carry_out(session: Session, user: User, cause: Cause, req: ApprovalRequest,
     pipeline = pipeline_for(session, app, record.entity_key)
     if record.deleted_at is not None or pipeline is None:
         return
-    catalog.entity(session, app, record.entity_key)
     records.update(session, user, cause, app, record, {pipeline.stage_field: req.to_stage}, record.version,
                    locale=locale, situation=Situation(user_id=user.id, now=now),
                    move=Move(tuple(req.checklist or ()), req.comment, approval=req))

@@ -8,9 +8,8 @@ rule's action carries its depth; at ``AUTOMATION_MAX_DEPTH`` the run stops and s
 """
 from __future__ import annotations
 
-import time as clock
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,26 +182,25 @@ def run_rule(session: Session, app: App, rule: Rule, record: Record | None, trig
     run = _claim_run(session, app, rule, record, trigger_key, trigger, depth, event_id, job_id, now)
     if run.status in (RunStatus.SUCCEEDED.value, RunStatus.SKIPPED.value, RunStatus.STOPPED.value):
         return run
-    started = clock.perf_counter()
     if depth >= settings.max_depth:
-        return _close(session, run, RunStatus.STOPPED, started,
+        return _close(session, run, RunStatus.STOPPED,
                       f"Stopped: this event is {depth} rule actions deep (the limit is {settings.max_depth}); "
                       f"a rule's action probably triggers the rule again. Change its trigger or condition.")
     ctx = Context(session, app, rule, run, record, now, settings)
     try:
         matched = matches(ctx)
     except Exception as exc:
-        return _close(session, run, RunStatus.FAILED, started, f"The condition could not be checked: {exc}")
+        return _close(session, run, RunStatus.FAILED, f"The condition could not be checked: {exc}")
     run.matched = matched
     if not matched:
-        return _close(session, run, RunStatus.SKIPPED, started, "The condition does not hold for this record.")
+        return _close(session, run, RunStatus.SKIPPED, "The condition does not hold for this record.")
     failed = None
     for position, action in enumerate(rule.actions):
         outcome = run_action(ctx, position, action)
         if outcome.status == RunStatus.FAILED.value:
             failed = f"Action {position + 1} ({action['type']}) failed: {outcome.error}"
             break
-    return _close(session, run, RunStatus.FAILED if failed else RunStatus.SUCCEEDED, started, failed)
+    return _close(session, run, RunStatus.FAILED if failed else RunStatus.SUCCEEDED, failed)
 
 
 def matches(ctx: Context) -> bool:
@@ -237,7 +235,7 @@ def _claim_run(session: Session, app: App, rule: Rule, record: Record | None, ke
     return run
 
 
-def _close(session: Session, run: RuleRun, status: RunStatus, started: float, reason: str | None) -> RuleRun:
+def _close(session: Session, run: RuleRun, status: RunStatus, reason: str | None) -> RuleRun:
     run.status, run.reason = status.value, reason
     run.finished_at = utcnow()
     session.commit()
@@ -305,8 +303,6 @@ def retry_run(session: Session, run_id: int, settings: Settings) -> RuleRun:
     return run_rule(session, app, rule, record, trigger_key, run.trigger, settings, depth=run.depth,
                     event_id=run.event_id, job_id=run.job_id)
 
-
-Handler = Callable[[Context, Mapping[str, Any], str], dict]
 
 
 # --- dry run ---------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class Board:
     outside: int  # records whose stage is not one of the pipeline's
 
 
-def parse_filter(args, user: User) -> BoardFilter:
+def parse_filter(args) -> BoardFilter:
     """Read ``scope``, ``owner``, ``from``, ``to`` and ``q`` from query parameters."""
     try:
         scope = Scope(args.get("scope") or "all")

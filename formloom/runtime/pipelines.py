@@ -329,8 +329,12 @@ def pending_request(session: Session, record: Record) -> ApprovalRequest | None:
 
 def move(session: Session, user: User, cause: Cause, app: App, record: Record, to_stage: str, *,
          expected_version: int | None = None, checklist: Iterable[str] = (), comment: str | None = None,
-         locale: str = "en", situation: Situation | None = None) -> MoveResult:
+         values: Mapping[str, Any] | None = None, locale: str = "en",
+         situation: Situation | None = None) -> MoveResult:
     """Move ``record`` to ``to_stage``: through its gate, or into an approval request.
+
+    ``values`` (the gate's missing fields, filled in where the move is made) are saved first, in
+    the same transaction, so the gate sees them.
 
     Raises :class:`StageGateError` listing everything missing; returns ``pending_approval``
     (with the request) when the move needs approval, the record staying in its stage.
@@ -359,13 +363,16 @@ def move(session: Session, user: User, cause: Cause, app: App, record: Record, t
     if from_stage == to_stage:
         return MoveResult(MoveStatus.UNCHANGED, record)
     _refuse_while_pending(session, pipeline, record, locale)
+    if values:
+        records.update(session, user, cause, app, record, values, record.version, locale=locale,
+                       situation=situation)
     entity = catalog.entity(session, app, record.entity_key)
     known = {item["key"] for item in pipeline.by_key[to_stage].gate.get("checklist", ())}
     ticked = tuple(key for key in dict.fromkeys(checklist) if key in known)
     missing = gate_missing(pipeline, entity, from_stage, to_stage, record.data, situation, checklist=ticked)
     if missing:
         raise gate_error(pipeline, to_stage, missing, locale)
-    approval = _needed_approval(pipeline, entity, from_stage, to_stage, record.data, situation)
+    approval = needed_approval(pipeline, entity, from_stage, to_stage, record.data, situation)
     if approval is not None:
         request = approvals.request(session, user, cause, app, pipeline, record, from_stage, to_stage, approval,
                                     Move(ticked, comment), situation.now, locale)
@@ -375,7 +382,7 @@ def move(session: Session, user: User, cause: Cause, app: App, record: Record, t
     return MoveResult(MoveStatus.MOVED, record)
 
 
-def _needed_approval(pipeline: Pipeline, entity: CompiledEntity, from_stage: str | None, to_stage: str,
+def needed_approval(pipeline: Pipeline, entity: CompiledEntity, from_stage: str | None, to_stage: str,
                      document: Mapping, situation: Situation) -> Mapping[str, Any] | None:
     approval = pipeline.approval_for(from_stage, to_stage)
     if approval is None or ("when" in approval and not _holds(entity, approval["when"], document, situation)):
@@ -416,7 +423,7 @@ def check_stage_change(session: Session, app: App, entity: CompiledEntity, recor
     if missing:
         raise gate_error(pipeline, stage, missing, locale)
     if move is None or move.approval is None:
-        approval = _needed_approval(pipeline, entity, previous, stage, document, situation)
+        approval = needed_approval(pipeline, entity, previous, stage, document, situation)
         if approval is not None:
             stage_label = text_of(pipeline.by_key[stage].label, locale)
             if creating:

@@ -115,7 +115,7 @@ def pipeline_board(app_key: str, key: str):
     db = get_session()
     app = catalog.authorized_app(db, g.user, app_key, Action.READ_RECORDS)
     pipeline = pipelines.get_pipeline(db, app, key)
-    loaded = board.load(db, g.user, app, pipeline, board.parse_filter(request.args, g.user),
+    loaded = board.load(db, g.user, app, pipeline, board.parse_filter(request.args),
                         per_column=int_arg("limit", board.CARDS_PER_COLUMN, 1, 200))
     return jsonify({"pipeline": pipeline_json(pipeline), "outside": loaded.outside, "columns": [
         {"stage": c.stage.key, "count": c.count, "total": c.total, "cards": [_card(r) for r in c.cards]}

@@ -56,7 +56,7 @@ def board_page(app_key: str, key: str):
     entity = catalog.entity(db, app, pipeline.entity_key)
     error = None
     try:
-        flt = board.parse_filter(request.args, g.user)
+        flt = board.parse_filter(request.args)
         loaded = board.load(db, g.user, app, pipeline, flt)
     except board.BoardError as exc:
         error, flt = exc.message, board.BoardFilter()
@@ -132,12 +132,13 @@ def move_page(app_key: str, entity_key: str, record_id: int):
     if request.method == "POST":
         form = fill.form_class() if fill else None
         try:
+            values = {}
             if fill and fill.keys:
                 bind_choices(db, g.user, app, entity, fill, form, _lookup_url(app), translate("search"))
-                records.update(db, g.user, g.cause, app, record, form_values(form, fill, entity), record.version,
-                               locale=current_locale(), situation=situation)
+                values = form_values(form, fill, entity)
             result = pipelines.move(db, g.user, g.cause, app, record, to, checklist=request.form.getlist("checklist"),
-                                    comment=request.form.get("comment") or None, locale=current_locale())
+                                    comment=request.form.get("comment") or None, values=values,
+                                    locale=current_locale(), situation=situation)
             db.commit()
             flash(translate("approval_requested" if result.status is MoveStatus.PENDING_APPROVAL else "moved"),
                   "success")
@@ -151,7 +152,7 @@ def move_page(app_key: str, entity_key: str, record_id: int):
         form = fill.form_class(formdata=None, data=initial_data(entity, fill, record.data)) if fill else None
     if form is not None and fill.keys and request.method == "GET":
         bind_choices(db, g.user, app, entity, fill, form, _lookup_url(app), translate("search"))
-    approval = pipelines._needed_approval(pipeline, entity, current, to, record.data, situation)
+    approval = pipelines.needed_approval(pipeline, entity, current, to, record.data, situation)
     return render_template("move.html", app=app, entity=entity, record=record, pipeline=pipeline,
                            stage=pipeline.by_key[to], current=pipeline.by_key.get(current), missing=missing,
                            approval=approval, error=error, errors=errors, nav=_nav(app), render=pipelines.render,
