@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -583,3 +584,19 @@ def test_burst_worker_runs_everything_pending_before_it_exits(app, db, admin, re
                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert_exactly_once(tally(app, pipes.id), deal_ids)
+
+
+def test_the_sweeper_hands_again_a_job_a_killed_worker_took_off_the_queue(app, db, admin, rep, pipes, redis_server):
+    """A worker killed while taking a job leaves it "queued" in RQ though no queue holds it."""
+    publish_rule(db, admin, pipes, WELCOME)
+    create_deals(db, admin, pipes, 3)
+    connection = redis_server.client()
+    queue = dispatch.RedisQueue(connection)
+    handed = dispatch.relay_once(app, queue).events
+    taken = connection.lpop(queue.queue.key)  # what the dying worker took, never to start it
+    assert taken is not None and queue.queue.count == handed - 1
+    later = datetime.now(UTC) + timedelta(seconds=120)
+    again = dispatch.sweep_once(app, queue, now=later, stale_after=60)
+    assert again.events == 1  # only the lost one; the two still waiting in the queue are left alone
+    assert queue.queue.count == handed
+    connection.close()

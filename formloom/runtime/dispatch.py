@@ -79,7 +79,7 @@ class InlineQueue:
 class RedisQueue:
     """An RQ queue; job ids are deterministic, and a job already queued is not queued twice."""
 
-    WAITING = frozenset({"queued", "deferred", "scheduled"})
+    WAITING = frozenset({"deferred", "scheduled"})
 
     def __init__(self, connection, name: str = QUEUE_NAME):
         from rq import Queue
@@ -87,10 +87,11 @@ class RedisQueue:
         self.queue = Queue(name, connection=connection)
 
     def alive(self, job_ids: list[str], since: datetime) -> list[bool]:
-        """Whether the queue still holds each job: waiting, or running with a heartbeat since ``since``.
+        """Whether the queue still holds each job: waiting in it, or running with a heartbeat since ``since``.
 
-        A job whose worker was killed stays "started" in RQ until its own maintenance notices;
-        without a recent heartbeat it counts as lost. Failed, finished or missing: lost.
+        A job whose worker was killed stays "started" in RQ until its own maintenance notices, or
+        "queued" though no longer in the queue when the worker died taking it; both count as lost,
+        as do failed, finished and missing jobs.
         """
         from rq.job import Job
 
@@ -98,9 +99,16 @@ class RedisQueue:
             jobs = Job.fetch_many(job_ids, connection=self.queue.connection)
         except Exception:  # Redis unreachable: treat as lost, the relay then waits for Redis
             return [False] * len(job_ids)
-        return [job is not None and (job.get_status(refresh=False) in self.WAITING or (
-            job.get_status(refresh=False) == "started" and job.last_heartbeat is not None
-            and job.last_heartbeat.replace(tzinfo=job.last_heartbeat.tzinfo or UTC) >= since)) for job in jobs]
+        return [job is not None and self._held(job, since) for job in jobs]
+
+    def _held(self, job, since: datetime) -> bool:
+        status = job.get_status(refresh=False)
+        if status == "queued":  # and really in the queue: a worker killed while taking it leaves it "queued"
+            return self.queue.connection.lpos(self.queue.key, job.id) is not None
+        if status == "started":
+            beat = job.last_heartbeat
+            return beat is not None and beat.replace(tzinfo=beat.tzinfo or UTC) >= since
+        return status in self.WAITING
 
     def enqueue(self, function: Callable, arg: int, job_id: str) -> None:
         from rq import Retry
