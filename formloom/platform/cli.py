@@ -311,5 +311,67 @@ def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
         _serve(app, host, port)
 
 
+@main.group("app")
+def app_group() -> None:
+    """Export an app's definitions to a bundle file; import a bundle as a new app."""
+
+
+@app_group.command("export")
+@click.argument("app_key")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False, writable=True),
+              help="Write the bundle to this file (default: standard output)")
+@pass_ctx
+def app_export(ctx: Context, app_key: str, output: str | None) -> None:
+    """Export the published definitions of APP_KEY as a JSON bundle (no drafts, no records)."""
+    import json
+    from pathlib import Path
+
+    from formloom.builder import bundles
+    from formloom.runtime import catalog
+
+    with ctx.app.app_context(), new_session(ctx.app) as session:
+        try:
+            app = catalog.get_app(session, app_key)
+            bundle = bundles.export_app(session, app)
+        except FormloomError as exc:
+            _fail(exc)
+        text = json.dumps(bundle, ensure_ascii=False, indent=2) + "\n"
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        Path(output).write_text(text, encoding="utf-8")
+        counts = bundles.published_counts(session, app)
+        click.echo(f"Exported app '{app.key}' to {output}: {bundles.describe_counts(counts)}.")
+
+
+@app_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", "new_key", default=None, help="Key of the new app (default: the key in the bundle)")
+@pass_ctx
+def app_import(ctx: Context, path: str, new_key: str | None) -> None:
+    """Create a new app from the bundle in PATH: every definition, or nothing.
+
+    Every problem is printed with its path in the bundle (like $.definitions[3].fields[2].type).
+    """
+    import json
+    from pathlib import Path
+
+    from formloom.builder import bundles
+
+    try:
+        bundle = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        _fail(FormloomError(f"{path} cannot be read as a JSON bundle: {exc}"))
+    with ctx.app.app_context(), new_session(ctx.app, write=True) as session:
+        admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+        try:
+            app = bundles.import_bundle(session, admin, bundle, app_key=new_key)
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        counts = bundles.published_counts(session, app)
+        click.echo(f"Imported app '{app.key}' from {path}: {bundles.describe_counts(counts)}.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
