@@ -149,6 +149,9 @@ class DefinitionVersion(Base):
     checksum: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # What publishing did to live data: one decision per impact (see builder/impact.py); None: no impact.
+    impact: Mapped[list | None] = mapped_column(JsonDocument)
+    note: Mapped[str | None] = mapped_column(String(500))  # the publisher's note
 
 
 class Record(Base):
