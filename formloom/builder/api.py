@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
+from sqlalchemy import select
 
-from formloom.builder import definitions
+from formloom.builder import definitions, diff, impact
+from formloom.builder.keys import suggest_key
 from formloom.platform.api_common import BadRequest, iso, json_body, require
 from formloom.platform.auth import Action, authorize
 from formloom.platform.db import get_session
+from formloom.platform.errors import NotFound
 from formloom.platform.models import App, Definition, DefinitionVersion
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog
@@ -91,15 +94,38 @@ def definition_check(app_key: str, kind: str, key: str):
 @bp.post("/apps/<app_key>/definitions/<kind>/<key>/publish")
 @login_required
 def definition_publish(app_key: str, kind: str, key: str):
+    """Publish the draft: ``{"impact": {"<impact id>": {"action": "migrate", "to": ...}}, "stage_moves": {...},
+    "note": "..."}`` (all optional). Every impact on live data needs a choice; while one is missing the
+    422 error carries ``impacts`` (counts, choices, targets) for the admin to decide."""
     app = _app(app_key, Action.WRITE_DEFINITIONS)
     db = get_session()
-    options = request.get_json(silent=True) or {}
-    moves = options.get("stage_moves") if isinstance(options, dict) else None
+    options = request.get_json(silent=True)
+    options = {} if options is None else options
+    if not isinstance(options, dict):
+        raise BadRequest('The body must be a JSON object such as {"impact": {...}, "stage_moves": {...}}, or empty.')
+    moves = options.get("stage_moves")
     if moves is not None and not (isinstance(moves, dict) and all(isinstance(v, str) for v in moves.values())):
         raise BadRequest('\'stage_moves\' must map removed stage keys to stage keys, like {"negotiation": "proposal"}.')
-    version = definitions.publish(db, g.user, app, kind, key, stage_moves=moves)
+    choices = options.get("impact")
+    choices = {} if choices is None else choices
+    example = '{"option_removed:deal.tier.vip": {"action": "migrate", "to": "gold"}}'
+    if not isinstance(choices, dict):
+        raise BadRequest(f"'impact' must map impact ids to choices, like {example}.")
+    for impact_id, choice in choices.items():
+        if not isinstance(choice, dict) or choice.get("action") not in impact.CHOICES:
+            raise BadRequest(f"'impact.{impact_id}' must be an object with \"action\": migrate, block or proceed "
+                             f"(and \"to\" or \"value\" to migrate), like {example}.")
+        extra = set(choice) - {"action", "to", "value"}
+        if extra:
+            raise BadRequest(f"'impact.{impact_id}' has unknown key{'s' if len(extra) > 1 else ''} "
+                             f"{', '.join(sorted(extra))}; a choice has only action, to and value.")
+    note = options.get("note")
+    if note is not None and not (isinstance(note, str) and len(note) <= 500 and "\x00" not in note):
+        raise BadRequest("'note' must be text of at most 500 characters.")
+    version = definitions.publish(db, g.user, app, kind, key, stage_moves=moves, impact_choices=choices,
+                                  note=note or None)
     db.commit()
-    return jsonify(version_json(version))
+    return jsonify({**version_json(version), "impact": version.impact, "note": version.note})
 
 
 @bp.delete("/apps/<app_key>/definitions/<kind>/<key>/draft")
@@ -119,3 +145,106 @@ def definition_versions(app_key: str, kind: str, key: str):
     db = get_session()
     rows = definitions.versions(db, definitions.get(db, app, kind, key))
     return jsonify({"items": [version_json(v, with_body=False) for v in rows]})
+
+
+@bp.post("/key-suggestion")
+@login_required
+def key_suggestion():
+    """A snake_case key for a label (Chinese in pinyin) that is not among ``taken``."""
+    body = json_body()
+    label = body.get("label")
+    taken = body.get("taken", [])
+    if not isinstance(label, str) or not isinstance(taken, list) or not all(isinstance(t, str) for t in taken):
+        raise BadRequest("Send {\"label\": \"Deal amount\", \"taken\": [\"existing_key\", ...]}.")
+    fallback = body.get("fallback")
+    if fallback not in KEY_FALLBACKS:
+        fallback = "field"
+    return jsonify({"key": suggest_key(label, taken, fallback)})
+
+
+KEY_FALLBACKS = ("field", "option", "stage", "app", "entity", "form", "rule", "pipeline")
+
+
+@bp.get("/apps/<app_key>/definitions/<kind>/<key>/versions/<int:number>")
+@login_required
+def definition_version(app_key: str, kind: str, key: str, number: int):
+    app = _app(app_key, Action.READ_DEFINITIONS)
+    db = get_session()
+    return jsonify(version_json(_version(db, definitions.get(db, app, kind, key), number)))
+
+
+def _version(db, definition: Definition, number: int) -> DefinitionVersion:
+    row = db.scalar(select(DefinitionVersion).where(DefinitionVersion.definition_id == definition.id,
+                                                    DefinitionVersion.version == number))
+    if row is None:
+        raise NotFound(f"The {definition.kind} '{definition.key}' has no version {number}.")
+    return row
+
+
+@bp.get("/apps/<app_key>/definitions/<kind>/<key>/diff")
+@login_required
+def definition_diff(app_key: str, kind: str, key: str):
+    """What changed between two versions: ``?from=2&to=3``; ``to`` defaults to the draft."""
+    app = _app(app_key, Action.READ_DEFINITIONS)
+    db = get_session()
+    definition = definitions.get(db, app, kind, key)
+    sides = []
+    for name in ("from", "to"):
+        raw = request.args.get(name) or ("draft" if name == "to" else str(definition.published_version or 0))
+        if raw == "draft":
+            sides.append(definitions.current_body(db, definition))
+        elif raw.isdigit():
+            sides.append(_version(db, definition, int(raw)).body if int(raw) else None)
+        else:
+            raise BadRequest(f"'{name}' must be a version number or 'draft'.")
+    locale = request.args.get("locale", "en")
+    items = diff.changes(kind, sides[0], sides[1])
+    return jsonify({"changes": [{"code": c.code, "path": c.path, "subject": c.subject,
+                                 "text": c.describe(locale)} for c in items]})
+
+
+@bp.get("/apps/<app_key>/definitions/<kind>/<key>/impact")
+@login_required
+def definition_impact(app_key: str, kind: str, key: str):
+    """What publishing the draft would do to live records, counted now."""
+    app = _app(app_key, Action.WRITE_DEFINITIONS)
+    return jsonify({"impacts": [i.to_json() for i in impact.preview(get_session(), app, kind, key)]})
+
+
+@bp.post("/apps/<app_key>/definitions/<kind>/<key>/rollback")
+@login_required
+def definition_rollback(app_key: str, kind: str, key: str):
+    """Publish an earlier version again as a new version: ``{"version": 3, "impact": {...}}``."""
+    app = _app(app_key, Action.WRITE_DEFINITIONS)
+    body = json_body()
+    number = require(body, "version", int, "the version number to return to")
+    choices = body.get("impact")
+    if choices is not None and not isinstance(choices, dict):
+        raise BadRequest("'impact' must map impact ids to choices, like {\"option_removed:deal.tier.vip\": "
+                         "{\"action\": \"proceed\"}}.")
+    db = get_session()
+    version = definitions.rollback(db, g.user, app, kind, key, number, impact_choices=choices)
+    db.commit()
+    return jsonify(version_json(version)), 201
+
+
+@bp.post("/apps/<app_key>/definitions/<kind>/<key>/try")
+@login_required
+def definition_try(app_key: str, kind: str, key: str):
+    """Validate values against the draft entity or form, as a rep's submission would be; nothing is saved."""
+    from formloom.builder.views import preview_form
+    from formloom.platform.errors import RecordValidationError
+    from formloom.runtime.forms import compile_form
+    from formloom.runtime.validation import Situation, validate_values
+
+    app = _app(app_key, Action.WRITE_DEFINITIONS)
+    values = json_body()
+    entity, form_body = preview_form(app, kind, key)
+    locale = request.args.get("locale", "en")
+    compiled = compile_form(entity, form_body, locale)
+    situation = Situation(user_id=g.user.id, extra_visibility=compiled.section_conditions)
+    try:
+        document = validate_values(entity, values, locale=locale, situation=situation)
+    except RecordValidationError as exc:
+        return jsonify({"valid": False, "errors": exc.fields}), 422
+    return jsonify({"valid": True, "values": document})

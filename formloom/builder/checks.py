@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 
 from formloom.platform.errors import Problem
 from formloom.runtime.compiler import RecordValidator
-from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
+from formloom.runtime.fields import FIELD_TYPES, INTEGER_LIMIT, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
 KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule")
@@ -82,28 +82,46 @@ def check_definition(body: Any, ctx: AppContext) -> list[Problem]:
     problems = list(_unstorable_text(body, "$"))
     if problems:
         return problems
-    problems = list(_metaschema_problems(kind, body))
+    problems = list(_inexact_numbers(body, "$"))
+    problems.extend(_metaschema_problems(kind, body))
     problems.extend(CROSS_CHECKS[kind](body, ctx, {p.path for p in problems}))
     return _dedupe(problems)
 
 
-def _unstorable_text(value: Any, path: str) -> Iterator[Problem]:
-    """Text that cannot be stored: NUL characters and lone surrogates (anywhere in the body)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            broken = "\x00" in value
-        except UnicodeEncodeError:  # a lone UTF-16 surrogate
-            broken = True
-        if broken:
-            yield Problem(path, UNSTORABLE)
-    elif isinstance(value, dict):
+def _scalars(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every scalar of a JSON document (object keys included) with its path."""
+    if isinstance(value, dict):
         for key, item in value.items():
-            yield from _unstorable_text(key, path)
-            yield from _unstorable_text(item, f"{path}.{key}")
+            yield path, key
+            yield from _scalars(item, f"{path}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _unstorable_text(item, f"{path}[{i}]")
+            yield from _scalars(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate
+        return False
+    return "\x00" not in text
+
+
+def _unstorable_text(value: Any, path: str) -> Iterator[Problem]:
+    """Text that cannot be stored: NUL characters and lone surrogates (anywhere in the body)."""
+    for where, item in _scalars(value, path):
+        if isinstance(item, str) and not _storable(item):
+            yield Problem(where, UNSTORABLE)
+
+
+def _inexact_numbers(value: Any, path: str) -> Iterator[Problem]:
+    """Whole numbers beyond ±(2**53 - 1): browsers and many JSON readers cannot hold them exactly."""
+    for where, item in _scalars(value, path):
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > INTEGER_LIMIT:
+            yield Problem(where, f"{item} is too large to be kept exactly; use a number between "
+                                 f"-{INTEGER_LIMIT} and {INTEGER_LIMIT}.")
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -359,16 +377,16 @@ def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
         if not isinstance(section, dict) or not isinstance(section.get("fields"), list):
             continue
         if isinstance(section.get("visible_when"), dict):
-            from formloom.runtime import conditions
-            from formloom.runtime.compiler import field_kinds
-
-            kinds = field_kinds(list(entity_fields.values()), ctx.entities)
-            yield from (Problem(p, m) for p, m in conditions.check(section["visible_when"], kinds,
-                                                                   f"$.sections[{s}].visible_when"))
-        for j, key in enumerate(section["fields"]):
+            yield from _form_condition(section["visible_when"], entity_fields, ctx, f"$.sections[{s}].visible_when")
+        for j, item in enumerate(section["fields"]):
             path = f"$.sections[{s}].fields[{j}]"
+            key = item.get("field") if isinstance(item, dict) else item
             if not isinstance(key, str):
                 continue
+            if isinstance(item, dict) and isinstance(item.get("visible_when"), dict):
+                yield from _form_condition(item["visible_when"], entity_fields, ctx, f"{path}.visible_when")
+            if isinstance(item, dict):
+                path += ".field"
             if key not in entity_fields:
                 yield Problem(path, f"Entity '{entity_key}' has no field '{key}'.")
             elif key in placed:
@@ -378,6 +396,14 @@ def check_form(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
         if (f.get("required") or f.get("min_rows")) and key not in placed:
             yield Problem("$.sections", f"Field '{key}' is required by entity '{entity_key}' "
                                         f"but is not on this form; add it to a section.")
+
+
+def _form_condition(condition: dict, entity_fields: dict[str, dict], ctx: AppContext, path: str) -> Iterator[Problem]:
+    from formloom.runtime import conditions
+    from formloom.runtime.compiler import field_kinds
+
+    kinds = field_kinds(list(entity_fields.values()), ctx.entities)
+    yield from (Problem(p, m) for p, m in conditions.check(condition, kinds, path))
 
 
 def check_app(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:

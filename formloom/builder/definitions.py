@@ -12,6 +12,7 @@ from formloom.platform.errors import Conflict, DefinitionError, FormloomError, N
 from formloom.platform.models import App, Definition, DefinitionVersion, User
 from formloom.runtime import catalog
 from formloom.runtime.compiler import checksum
+from formloom.runtime.fields import FIELD_TYPES
 
 KINDS = KINDS_AVAILABLE + KINDS_RESERVED
 
@@ -48,8 +49,8 @@ def app_context(session: Session, app: App, *, published_only: bool = False) -> 
         if not published_only and definition.draft is not None:
             body = definition.draft
         if isinstance(body, dict):
-            ctx.entities[definition.key] = body
-    ctx.published_types = _published_field_types(session, app)
+            ctx.entities[definition.key] = usable_entity(body)
+    ctx.published_types = published_field_types(session, app)
     for definition in session.scalars(select(Definition).where(Definition.app_id == app.id,
                                                                 Definition.kind == "pipeline")):
         body = definition.draft if definition.draft is not None and not published_only else None
@@ -60,7 +61,26 @@ def app_context(session: Session, app: App, *, published_only: bool = False) -> 
     return ctx
 
 
-def _published_field_types(session: Session, app: App) -> dict[str, dict[str, str]]:
+def usable_entity(body: dict) -> dict:
+    """An entity (maybe a draft with problems) as other definitions see it: its well-formed fields only.
+
+    A draft's own problems are reported on the draft; a form or rule checked meanwhile must not
+    trip over a field of an unknown type or without a key.
+    """
+    def sound(field: Any) -> bool:
+        return isinstance(field, dict) and isinstance(field.get("key"), str) and field.get("type") in FIELD_TYPES
+
+    fields = []
+    for field in body.get("fields") if isinstance(body.get("fields"), list) else []:
+        if sound(field):
+            if field["type"] == "table":
+                columns = field.get("fields") if isinstance(field.get("fields"), list) else []
+                field = {**field, "fields": [c for c in columns if sound(c) and c["type"] != "table"]}
+            fields.append(field)
+    return {**body, "fields": fields}
+
+
+def published_field_types(session: Session, app: App) -> dict[str, dict[str, str]]:
     """Every field key ever published per entity, with its type (keys never change type)."""
     out: dict[str, dict[str, str]] = {}
     rows = session.execute(select(Definition.key, DefinitionVersion.body).join(DefinitionVersion)
@@ -117,12 +137,19 @@ def discard_draft(session: Session, app: App, kind: str, key: str) -> Definition
 
 
 def publish(session: Session, actor: User | None, app: App, kind: str, key: str, *,
-            stage_moves: dict[str, str] | None = None) -> DefinitionVersion:
+            stage_moves: dict[str, str] | None = None, impact_choices: dict[str, dict] | None = None,
+            note: str | None = None) -> DefinitionVersion:
     """Publish the draft as a new immutable version (or return the latest if nothing changed).
 
-    A pipeline that drops stages still holding records is refused unless ``stage_moves`` says
-    where each such stage's records go; they are moved as part of the publish.
+    What the draft does to live data is assessed first (:mod:`formloom.builder.impact`): every
+    impact needs a choice in ``impact_choices`` (``{impact id: {"action": "migrate" | "block" |
+    "proceed", "to"?: ..., "value"?: ...}}``); ``stage_moves`` (``{"removed stage": "stage"}``) is
+    shorthand for migrating the records of removed stages. Without ``impact_choices`` (templates,
+    the CLI, scripts), impacts that may proceed do, and the stored decisions say it was by default;
+    a removed stage holding records always needs its move. The decisions are kept on the version.
     """
+    from formloom.builder import impact
+
     definition = get(session, app, kind, key)
     if definition.draft is None:
         latest = catalog.published_version(session, app, kind, key)
@@ -137,50 +164,56 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str,
         raise DefinitionError(problems, f"The {kind} '{key}' cannot be published: "
                                         f"{len(problems)} problem{'s' if len(problems) != 1 else ''}.")
     latest = catalog.published_version(session, app, kind, key)
-    moves = _stage_moves(session, app, latest.body, body, stage_moves or {}) if kind == "pipeline" and latest else {}
-    definition.draft = None
     if latest is not None and latest.checksum == checksum(body):
+        definition.draft = None
         return latest
+    now = utcnow()
+    impacts = impact.assess(session, app, kind, key, latest.body if latest else None, body)
+    choices = _stage_moves(impacts, stage_moves or {}, impact_choices)
+    decisions = impact.resolve(session, actor, app, kind, key, impacts, choices, now)
+    definition.draft = None
     number = (session.scalar(select(func.max(DefinitionVersion.version))
                              .where(DefinitionVersion.definition_id == definition.id)) or 0) + 1
     version = DefinitionVersion(definition_id=definition.id, version=number, body=body,
-                                checksum=checksum(body), published_by=actor.id if actor else None)
+                                checksum=checksum(body), published_by=actor.id if actor else None,
+                                published_at=now, note=note)
+    if decisions:
+        version.impact = decisions
     session.add(version)
     definition.published_version = number
     session.flush()
     catalog.forget(session)
-    if moves:
-        from formloom.runtime import pipelines
-
-        pipelines.move_stranded(session, actor, app, pipelines.get_pipeline(session, app, key), moves, utcnow())
     if kind == "rule":
         from formloom.runtime import events
 
-        events.reschedule_rule(session, app, key, utcnow())
+        events.reschedule_rule(session, app, key, now)
     return version
 
 
-def _stage_moves(session: Session, app: App, old: dict, new: dict, asked: dict[str, str]) -> dict[str, str]:
-    """Where the records of dropped stages go; refuses the publish while any would be stranded."""
-    from formloom.runtime import pipelines
+def _stage_moves(impacts: list, asked: dict[str, str], choices: dict[str, dict] | None) -> dict[str, dict]:
+    """The choice per impact: ``choices`` as given, ``stage_moves`` filling in for removed stages.
 
-    stranded = pipelines.stranded_records(session, app, old, new)
-    kept = [s["key"] for s in new["stages"]]
+    Without ``choices``, impacts that may proceed do (marked as a default). A stage move to a
+    stage the new version lacks is refused at ``stage_moves.<stage>``.
+    """
+    from formloom.builder.impact import ImpactUnresolved
+
+    out = dict(choices) if choices is not None else {
+        i.id: {"action": "proceed", "default": True} for i in impacts if "proceed" in i.choices}
     problems = []
-    for stage, count in sorted(stranded.items()):
-        target = asked.get(stage)
-        if target is None:
-            problems.append(Problem("$.stages", f"Stage '{stage}' is removed but {count} {old['entity']} "
-                                                f"record{'s are' if count != 1 else ' is'} in it; say where "
-                                                f"{'they go' if count != 1 else 'it goes'} (stage_moves: "
-                                                f"{{\"{stage}\": \"<one of {', '.join(kept)}>\"}}) or keep the stage."))
-        elif target not in kept:
-            problems.append(Problem(f"stage_moves.{stage}", f"'{target}' is not a stage of the new version; "
-                                                            f"use one of: {', '.join(kept)}."))
+    for item in impacts:
+        stage = item.scope.get("stage") if item.code == "stage_removed" else None
+        if stage is None or stage not in asked or item.id in (choices or {}):
+            continue
+        if asked[stage] in item.targets:
+            out[item.id] = {"action": "migrate", "to": asked[stage]}
+        else:
+            problems.append(Problem(f"stage_moves.{stage}", f"'{asked[stage]}' is not a stage of the new version; "
+                                                            f"use one of: {', '.join(item.targets)}."))
     if problems:
-        raise DefinitionError(problems, f"The pipeline '{new['key']}' cannot be published yet: records would be "
-                                        f"left in removed stages.")
-    return {stage: asked[stage] for stage in stranded}
+        raise ImpactUnresolved(problems, impacts, "The pipeline cannot be published yet: a stage move names a "
+                                                  "stage the new version does not have.")
+    return out
 
 
 def get(session: Session, app: App, kind: str, key: str) -> Definition:
@@ -220,3 +253,22 @@ def save_and_publish(session: Session, actor: User | None, app: App, body: dict)
     if problems:
         raise DefinitionError(problems, f"The {body.get('kind')} '{body.get('key')}' has problems.")
     return publish(session, actor, app, body["kind"], body["key"])
+
+
+def rollback(session: Session, actor: User | None, app: App, kind: str, key: str, number: int, *,
+             impact_choices: dict | None = None) -> DefinitionVersion:
+    """Publish version ``number`` again, as a new version equal to it (its impact checked as any publish)."""
+    definition = get(session, app, kind, key)
+    old = session.scalar(select(DefinitionVersion).where(DefinitionVersion.definition_id == definition.id,
+                                                         DefinitionVersion.version == number))
+    if old is None:
+        raise NotFound(f"The {kind} '{key}' has no version {number}.")
+    if definition.draft is not None:
+        raise Conflict(f"The {kind} '{key}' has an unpublished draft; publish or discard it before rolling back.")
+    if number == definition.published_version:
+        raise Conflict(f"Version {number} is the live version already.")
+    save_draft(session, actor, app, kind, key, old.body)
+    version = publish(session, actor, app, kind, key, impact_choices=impact_choices)
+    version.note = f"Rollback to version {number}"
+    session.flush()
+    return version

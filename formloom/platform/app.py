@@ -12,6 +12,8 @@ from formloom.platform import config, db
 from formloom.platform.errors import FormloomError
 
 csrf = CSRFProtect()
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -43,6 +45,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
+    from formloom.builder import bundles_api
+    from formloom.builder import views as builder_views
     from formloom.platform import web_auth
     from formloom.runtime import api as runtime_api
     from formloom.runtime import (
@@ -60,6 +64,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(runtime_api.bp)
     app.register_blueprint(builder_api.bp)
+    app.register_blueprint(builder_views.bp)
+    app.register_blueprint(bundles_api.bp)
     app.register_blueprint(files_views.bp)
     app.register_blueprint(pipelines_api.bp)
     app.register_blueprint(pipelines_views.bp)
@@ -78,10 +84,7 @@ def _security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -27,12 +28,28 @@ def attr_name(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """How a form places one field: its width, the form's own help text, its own show-when."""
+
+    width: str = ""  # "" lets the field's type decide; else full, half or third
+    help: str = ""
+    visible_when: Mapping | None = None
+
+
+@dataclass(frozen=True)
 class Section:
     label: str
     help: str
     keys: tuple[str, ...]
     items: tuple[tuple[str, str], ...] = ()  # ("field", key) or ("text", description)
     visible_when: Mapping | None = None
+    placements: Mapping[str, Placement] = field(default_factory=lambda: MappingProxyType({}))
+
+    def placement(self, key: str) -> Placement:
+        return self.placements.get(key, DEFAULT_PLACEMENT)
+
+
+DEFAULT_PLACEMENT = Placement()
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,14 @@ class CompiledForm:
 
     @property
     def section_conditions(self) -> dict[str, Mapping]:
-        """Field key -> the visibility condition of the section it sits in."""
-        return {key: section.visible_when for section in self.sections if section.visible_when
-                for key in section.keys}
+        """Field key -> the form's visibility condition for it (its section's and its own, both)."""
+        out = {}
+        for section in self.sections:
+            for key in section.keys:
+                parts = [c for c in (section.visible_when, section.placement(key).visible_when) if c]
+                if parts:
+                    out[key] = parts[0] if len(parts) == 1 else {"all": parts}
+        return out
 
 
 _CACHE: dict[tuple, CompiledForm] = {}
@@ -66,15 +88,24 @@ def _compile(entity: CompiledEntity, form_body: Mapping, locale: str) -> Compile
     attrs: dict[str, Any] = {}
     sections, keys = [], []
     for section in form_body["sections"]:
-        items = tuple(("field", k) if isinstance(k, str) else ("text", text_of(k["text"], locale))
-                      for k in section["fields"] if not isinstance(k, str) or k in entity.by_key)
+        items, placements = [], {}
+        for item in section["fields"]:
+            key = item if isinstance(item, str) else item.get("field")
+            if key is None:
+                items.append(("text", text_of(item["text"], locale)))
+            elif key in entity.by_key:
+                items.append(("field", key))
+                if isinstance(item, dict):
+                    placements[key] = Placement(item.get("width", ""), text_of(item.get("help"), locale),
+                                                item.get("visible_when"))
+        items = tuple(items)
         section_keys = tuple(k for kind, k in items if kind == "field")
         for key in section_keys:  # created in display order: WTForms orders by creation
             spec = entity.by_key[key]
             label = text_of(spec.definition["label"], locale)
             attrs[attr_name(key)] = spec.type.form_field(spec.definition, label, locale)
         sections.append(Section(text_of(section.get("label"), locale), text_of(section.get("help"), locale),
-                                section_keys, items, section.get("visible_when")))
+                                section_keys, items, section.get("visible_when"), MappingProxyType(placements)))
         keys.extend(section_keys)
     form_class = type(f"Form_{entity.key}", (FlaskForm,), attrs)
     return CompiledForm(form_class, tuple(sections), tuple(keys))

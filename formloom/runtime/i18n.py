@@ -71,6 +71,9 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "untitled": {"en": "Untitled", "zh-CN": "未命名"},
     # automation and notifications
     "inbox": {"en": "Inbox", "zh-CN": "消息"},
+    "build": {"en": "Build", "zh-CN": "搭建"},
+    "new_app": {"en": "New app", "zh-CN": "新建应用"},
+    "import_app": {"en": "Import an app", "zh-CN": "导入应用"},
     "unread": {"en": "unread", "zh-CN": "条未读"},
     "unread_only": {"en": "Unread only", "zh-CN": "只看未读"},
     "mark_read": {"en": "Mark read", "zh-CN": "标为已读"},

@@ -61,7 +61,8 @@ def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: I
 @login_required
 def home():
     apps = visible_apps(get_session(), g.user)
-    if len(apps) == 1:
+    # One app: straight into it, except for those who create apps, who start here.
+    if len(apps) == 1 and not can(get_session(), g.user, Action.MANAGE_APPS):
         return redirect(url_for("runtime.app_home", app_key=apps[0].key))
     return render_template("home.html", apps=apps)
 

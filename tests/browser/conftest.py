@@ -107,3 +107,11 @@ def page(request, context, tmp_path):
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def whole_page(page, path) -> None:
+    """The whole page in one picture, taken in a viewport as tall as the page (sticky bars stay on top)."""
+    size = page.viewport_size
+    page.set_viewport_size({**size, "height": page.evaluate("document.documentElement.scrollHeight")})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
