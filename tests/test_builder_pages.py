@@ -378,3 +378,24 @@ def test_a_draft_entity_with_a_broken_field_does_not_break_checking_what_uses_it
     own = admin_client.post("/api/v1/apps/sales/definitions/entity/company/check", json=body,
                             headers=_token(admin_client)).get_json()
     assert not own["valid"] and any(p["path"].startswith("$.fields[1]") for p in own["problems"])
+
+
+def test_a_rollback_that_removes_a_choice_in_use_asks_what_happens_to_those_records(admin_client, db, sales, admin):
+    city = {"key": "city", "type": "select", "label": "City",
+            "options": [{"value": "hz", "label": "Hangzhou"}, {"value": "sh", "label": "Shanghai"}]}
+    _publish_edit(db, sales, admin, lambda b: b["fields"].append(city))
+    _publish_edit(db, sales, admin, lambda b: b["fields"][-1]["options"].append({"value": "bj", "label": "Beijing"}))
+    app = db.get(App, sales.id)
+    record = records.create(db, admin, Cause.for_user(admin), app, "company", {"name": "Acme", "city": "bj"})
+    db.commit()
+    url = "/api/v1/apps/sales/definitions/entity/company/rollback"
+    asked = admin_client.post(url, json={"version": 2}, headers=_token(admin_client))
+    assert asked.status_code == 422
+    [found] = asked.get_json()["error"]["impacts"]
+    assert found["code"] == "option_removed" and found["count"] == 1 and found["targets"] == ["hz", "sh"]
+    done = admin_client.post(url, json={"version": 2, "impact": {found["id"]: {"action": "migrate", "to": "sh"}}},
+                             headers=_token(admin_client))
+    assert done.status_code == 201, done.get_json()
+    assert done.get_json()["note"] == "Rollback to version 2" and done.get_json()["impact"][0]["action"] == "migrate"
+    db.expire_all()
+    assert db.get(Record, record.id).data["city"] == "sh"

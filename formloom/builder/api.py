@@ -35,7 +35,7 @@ def definition_json(definition: Definition, include_bodies: bool = False) -> dic
 
 def version_json(version: DefinitionVersion, with_body: bool = True) -> dict:
     out = {"version": version.version, "checksum": version.checksum, "published_at": iso(version.published_at),
-           "published_by": version.published_by}
+           "published_by": version.published_by, "note": version.note, "impact": version.impact}
     if with_body:
         out["body"] = version.body
     return out
@@ -106,6 +106,18 @@ def definition_publish(app_key: str, kind: str, key: str):
     moves = options.get("stage_moves")
     if moves is not None and not (isinstance(moves, dict) and all(isinstance(v, str) for v in moves.values())):
         raise BadRequest('\'stage_moves\' must map removed stage keys to stage keys, like {"negotiation": "proposal"}.')
+    choices = impact_choices(options)
+    note = options.get("note")
+    if note is not None and not (isinstance(note, str) and len(note) <= 500 and "\x00" not in note):
+        raise BadRequest("'note' must be text of at most 500 characters.")
+    version = definitions.publish(db, g.user, app, kind, key, stage_moves=moves, impact_choices=choices,
+                                  note=note or None)
+    db.commit()
+    return jsonify(version_json(version))
+
+
+def impact_choices(options: dict) -> dict:
+    """The admin's choices for the impacts of a publish or rollback (none given: none chosen)."""
     choices = options.get("impact")
     choices = {} if choices is None else choices
     example = '{"option_removed:deal.tier.vip": {"action": "migrate", "to": "gold"}}'
@@ -119,13 +131,7 @@ def definition_publish(app_key: str, kind: str, key: str):
         if extra:
             raise BadRequest(f"'impact.{impact_id}' has unknown key{'s' if len(extra) > 1 else ''} "
                              f"{', '.join(sorted(extra))}; a choice has only action, to and value.")
-    note = options.get("note")
-    if note is not None and not (isinstance(note, str) and len(note) <= 500 and "\x00" not in note):
-        raise BadRequest("'note' must be text of at most 500 characters.")
-    version = definitions.publish(db, g.user, app, kind, key, stage_moves=moves, impact_choices=choices,
-                                  note=note or None)
-    db.commit()
-    return jsonify({**version_json(version), "impact": version.impact, "note": version.note})
+    return choices
 
 
 @bp.delete("/apps/<app_key>/definitions/<kind>/<key>/draft")
@@ -218,10 +224,7 @@ def definition_rollback(app_key: str, kind: str, key: str):
     app = _app(app_key, Action.WRITE_DEFINITIONS)
     body = json_body()
     number = require(body, "version", int, "the version number to return to")
-    choices = body.get("impact")
-    if choices is not None and not isinstance(choices, dict):
-        raise BadRequest("'impact' must map impact ids to choices, like {\"option_removed:deal.tier.vip\": "
-                         "{\"action\": \"proceed\"}}.")
+    choices = impact_choices(body)
     db = get_session()
     version = definitions.rollback(db, g.user, app, kind, key, number, impact_choices=choices)
     db.commit()

@@ -265,10 +265,10 @@ def rollback(session: Session, actor: User | None, app: App, kind: str, key: str
         raise NotFound(f"The {kind} '{key}' has no version {number}.")
     if definition.draft is not None:
         raise Conflict(f"The {kind} '{key}' has an unpublished draft; publish or discard it before rolling back.")
-    if number == definition.published_version:
-        raise Conflict(f"Version {number} is the live version already.")
+    live = catalog.published_version(session, app, kind, key)
+    if live is not None and live.checksum == old.checksum:
+        raise Conflict(f"Version {number} is the live version already"
+                       f"{'' if live.version == number else f' (version {live.version} is the same)'}.")
     save_draft(session, actor, app, kind, key, old.body)
-    version = publish(session, actor, app, kind, key, impact_choices=impact_choices)
-    version.note = f"Rollback to version {number}"
-    session.flush()
-    return version
+    return publish(session, actor, app, kind, key, impact_choices=impact_choices,
+                   note=f"Rollback to version {number}")

@@ -511,7 +511,8 @@ const FormloomBuilder = (() => {
         return;
       }
       const err = (result.data && result.data.error) || {};
-      publishError.textContent = err.message || `Not published (error ${result.status}).`;
+      const details = err.impacts ? problemsOf(err).filter((p) => p.path.startsWith("impact.")).map((p) => p.message) : [];
+      publishError.textContent = [err.message || `Not published (error ${result.status}).`, ...details].join(" ");
       if (err.impacts) { impacts = err.impacts; renderImpacts(); }
       if (err.fields && !err.impacts) setProblems(problemsOf(err));
     });
