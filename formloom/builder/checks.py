@@ -156,8 +156,14 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
     elif keyword == "enum" and path.endswith(".type"):
         yield Problem(path, f"{value!r} is not a field type; use one of: {', '.join(FIELD_TYPES)}.")
     elif keyword == "anyOf" and re.search(r"\.sections\[\d+\]\.fields\[\d+\]$", path):
-        yield Problem(path, "Each item of a section must be a field key, or {\"text\": ...} for a line of "
-                            "description text.")
+        yield Problem(path, "Each item of a section must be a field key, {\"field\": key, ...} to place a field "
+                            "with a width, help or show-when of its own, or {\"text\": ...} for a line of text.")
+    elif keyword == "minItems" and re.search(r"\.sections\[\d+\]\.fields$", path):
+        yield Problem(path, "This section has no fields; add one or remove the section.")
+    elif keyword == "minItems":
+        count = error.validator_value
+        yield Problem(path, f"Needs at least {count} item{'s' if count != 1 else ''}; add "
+                            f"{'one' if count == 1 else 'more'}.")
     elif keyword == "anyOf" and re.search(r"\.transitions\[\d+\]\.from$", path):
         yield Problem(path, 'Must be a stage key, a list of stage keys, or "*" for any stage.')
     elif keyword == "anyOf" and path == "$.transitions":

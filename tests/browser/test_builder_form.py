@@ -240,7 +240,7 @@ def test_problems_show_inline_and_in_the_list(live_server, page: Page, form_draf
     wait_saved(page, problems=2)
     empty = section(page, 1)
     expect(empty).to_have_class(re.compile(r"\bhas-problem\b"))
-    expect(empty.locator(":scope > .problem-note")).to_have_text("[] should be non-empty.")
+    expect(empty.locator(":scope > .problem-note")).to_have_text("This section has no fields; add one or remove the section.")
     expect(page.locator('[data-problems] li[data-problem-path="$.sections[1].fields"]')).to_be_visible()
     # The list's link leads to the place.
     page.locator('[data-problems] li[data-problem-path="$.sections[1].fields"] button').click()
