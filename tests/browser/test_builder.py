@@ -14,16 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
 from formloom.builder import definitions
 from formloom.platform import auth
 from formloom.platform.models import App, Record
-from tests.browser.conftest import DESKTOP, PHONE, whole_page
-from tests.browser.test_record_flow import log_in
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in, whole_page
 from tests.factories import make_pipeline_app
 
 pytestmark = pytest.mark.browser

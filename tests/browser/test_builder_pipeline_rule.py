@@ -20,18 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
 from formloom.builder import definitions
 from formloom.platform.auth import Cause
 from formloom.platform.db import new_session
 from formloom.platform.models import Record
 from formloom.runtime import records
-from tests.browser.conftest import PHONE, whole_page
-from tests.browser.test_record_flow import log_in
+from tests.browser.conftest import PHONE, Page, expect, log_in, whole_page
 from tests.factories import make_pipeline_app, make_user, pipeline_body
 
 pytestmark = pytest.mark.browser
