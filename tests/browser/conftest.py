@@ -4,6 +4,9 @@ Playwright's own browser download is not used: tests drive the Debian Chromium a
 ``/usr/bin/chromium``. Without it (or without the ``playwright`` package) the browser tests are
 skipped locally, but they *fail* when the ``CI`` environment variable is set, so that CI never
 passes by silently skipping them.
+
+The test files take Playwright's ``Page`` and ``expect`` from here (both ``None`` without the
+package, so that they still import), with ``log_in`` and the screen sizes.
 """
 from __future__ import annotations
 
@@ -13,6 +16,13 @@ from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
+
+from tests.factories import PASSWORD
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
+    Page = expect = None
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -115,3 +125,11 @@ def whole_page(page, path) -> None:
     page.set_viewport_size({**size, "height": page.evaluate("document.documentElement.scrollHeight")})
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
+
+
+def log_in(page: Page, base: str, username: str, display_name: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".topbar .who")).to_have_text(display_name)

@@ -12,18 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
 from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.db import new_session
 from formloom.platform.models import AppMember, Record
 from formloom.runtime import records
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.test_record_flow import log_in
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in
 from tests.factories import make_pipeline_app, make_user
 
 pytestmark = pytest.mark.browser

@@ -10,20 +10,14 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
 
 from formloom.builder import definitions
 from formloom.platform import auth
 from formloom.platform.models import App, Record
-from tests.browser.conftest import DESKTOP, PHONE, whole_page
-from tests.browser.test_record_flow import log_in
+from tests.browser.builder_helpers import OPEN_EVERY_FIELD, assert_round_trips_unchanged
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in, whole_page
 from tests.factories import make_pipeline_app
 
 pytestmark = pytest.mark.browser
@@ -309,37 +303,11 @@ _entity = st.fixed_dictionaries(
     optional={"title_field": _key, "owner_field": _key, "description": _label, "checks": st.just([])})
 
 
-def _round_trip(page: Page, body: dict) -> dict:
-    """Put ``body`` in JSON mode, go to the visual editor, open every field, and come back."""
-    return page.evaluate("""async (body) => {
-      const ed = window.formloomBuilder;
-      const text = document.querySelector('[data-json-text]');
-      ed.setMode('json');
-      text.value = JSON.stringify(body, null, 2);
-      ed.setMode('visual');
-      const count = document.querySelectorAll('[data-edit-field]').length;
-      for (let i = 0; i < count; i++) {  // open each field's settings in turn (one is open at a time)
-        const button = document.querySelectorAll('[data-edit-field]')[i];
-        if (button && button.getAttribute('aria-expanded') === 'false') button.click();
-      }
-      ed.setMode('json');
-      return {text: JSON.parse(text.value), body: ed.body};
-    }""", body)
-
-
 def test_switching_between_visual_and_json_mode_loses_nothing(live_server, page, built):
     log_in(page, live_server, "admin", "Ada Admin")
     page.goto(f"{live_server}/apps/pipes/admin/entity/deal/")
     expect(page.locator("[data-visual] .b-field").first).to_be_visible()
-
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(_entity)
-    def check(body):
-        out = _round_trip(page, body)
-        assert out["text"] == body
-        assert out["body"] == body
-
-    check()
+    assert_round_trips_unchanged(page, _entity, OPEN_EVERY_FIELD)
     assert page.js_errors == []
 
 

@@ -14,14 +14,8 @@ import re
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
 from formloom.builder import definitions
-from tests.browser.conftest import DESKTOP, PHONE, whole_page
-from tests.browser.test_record_flow import log_in
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in, whole_page
 
 pytestmark = pytest.mark.browser
 

@@ -17,21 +17,15 @@ import re
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
 
 from formloom.builder import definitions
 from formloom.platform.auth import Cause
 from formloom.platform.db import new_session
 from formloom.platform.models import Record
 from formloom.runtime import records
-from tests.browser.conftest import PHONE, whole_page
-from tests.browser.test_record_flow import log_in
+from tests.browser.builder_helpers import OPEN_EVERY_STAGE_AND_MOVE, add_condition, assert_round_trips_unchanged
+from tests.browser.conftest import PHONE, Page, expect, log_in, whole_page
 from tests.factories import make_pipeline_app, make_user, pipeline_body
 
 pytestmark = pytest.mark.browser
@@ -241,11 +235,7 @@ def test_stage_approval_in_steps_and_the_allowed_moves(builder: Page):
     expect(added.locator("[data-move-from]")).to_be_focused()
     added.locator("[data-move-to]").select_option("won")
     added.get_by_role("button", name="More for move 8").click()
-    condition = added.locator('.condition-builder[data-path="$.transitions[7].condition"]')
-    condition.locator("[data-add-condition]").click()
-    condition.locator("[data-cond-field]").select_option("amount")
-    condition.locator("[data-cond-op]").select_option("gt")
-    condition.locator("[data-cond-value]").fill("0")
+    add_condition(added.locator('.condition-builder[data-path="$.transitions[7].condition"]'), "amount", "gt", "0")
     added.get_by_label("Message when the condition fails (English)").fill("Add an amount first.")
 
     expected = pipeline_body()
@@ -305,11 +295,7 @@ def test_rule_trigger_condition_and_actions_without_json(builder: Page, screensh
     trigger.get_by_label("Changed to").select_option("won")
 
     # Only when: the amount is more than 1000.
-    condition = page.locator('.condition-builder[data-path="$.condition"]')
-    condition.locator("[data-add-condition]").click()
-    condition.locator("[data-cond-field]").select_option("amount")
-    condition.locator("[data-cond-op]").select_option("gt")
-    condition.locator("[data-cond-value]").fill("1000")
+    add_condition(page.locator('.condition-builder[data-path="$.condition"]'), "amount", "gt", "1000")
 
     # Then: notify the managers (not the owner), and assign the owner in turn among two people.
     page.get_by_label("New action").select_option("notify")
@@ -499,37 +485,11 @@ _rule = st.fixed_dictionaries(
     optional={"description": _label, "enabled": st.booleans(), "condition": _condition | _json, "unknown": _json})
 
 
-def _round_trip(page: Page, body: dict) -> dict:
-    """Type ``body`` in JSON mode, go to the visual editor, open every stage and move, and come back."""
-    return page.evaluate("""(body) => {
-      const ed = window.formloomBuilder;
-      const text = document.querySelector('[data-json-text]');
-      ed.setMode('json');
-      text.value = JSON.stringify(body, null, 2);
-      ed.setMode('visual');
-      for (let round = 0; round < 20; round++) {  // one opens per round: the editor is drawn again
-        const closed = [...document.querySelectorAll('.pr-toggle[aria-expanded="false"]')];
-        if (!closed.length) break;
-        closed.forEach((b) => { if (b.isConnected) b.click(); });
-      }
-      ed.setMode('json');
-      return {text: JSON.parse(text.value), body: ed.body};
-    }""", body)
-
-
 @pytest.mark.parametrize(("path", "bodies"), [(PIPELINE_EDITOR, _pipeline), (RULE_EDITOR, _rule)], ids=["pipeline", "rule"])
 def test_any_body_goes_through_the_visual_editor_unchanged(builder: Page, path, bodies):
     page = builder
     open_editor(page, path)
-
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(bodies)
-    def check(body):
-        out = _round_trip(page, body)
-        assert out["text"] == body
-        assert out["body"] == body
-
-    check()
+    assert_round_trips_unchanged(page, bodies, OPEN_EVERY_STAGE_AND_MOVE)
     assert page.js_errors == []
 
 

@@ -10,16 +10,10 @@ import re
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
 from formloom.platform.auth import Cause
 from formloom.platform.models import Record
 from formloom.runtime import records
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.test_record_flow import log_in
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in
 
 pytestmark = pytest.mark.browser
 

@@ -9,23 +9,9 @@ import re
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the browser fixture then skips (or, in CI, fails) with the reason
-    Page = expect = None
-
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.factories import PASSWORD
+from tests.browser.conftest import DESKTOP, PHONE, Page, expect, log_in
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page: Page, base: str, username: str, display_name: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".topbar .who")).to_have_text(display_name)
 
 
 def diff_item(page: Page, field_label: str):

@@ -6,6 +6,7 @@
 (() => {
   const B = window.FormloomBuilder;
   const { h } = B;
+  const controls = B.controls("cb");
   const expanded = new Set();
   const autoKey = new WeakSet();
   const COMMON = new Set(["key", "type", "label", "help", "required", "default", "placeholder", "visible_when",
@@ -58,14 +59,12 @@
       help ? h("p", { className: "help" }, help) : null);
   }
 
+  // A flag stored as `true`; unticking removes it.
   function checkbox(obj, prop, labelText, ed, onToggle) {
-    const id = B.nextId("cb");
-    const input = h("input", { type: "checkbox", id, checked: obj[prop] === true });
-    input.addEventListener("change", () => {
-      if (input.checked) obj[prop] = true; else delete obj[prop];
+    return controls.checkbox(labelText, obj[prop] === true, (on) => {
+      if (on) obj[prop] = true; else delete obj[prop];
       if (onToggle) onToggle(); else ed.changed();
-    });
-    return h("div", { className: "check" }, input, h("label", { for: id }, labelText));
+    }, null, "check");
   }
 
   function schemaInput(obj, prop, schema, ed) {

@@ -9,12 +9,11 @@
 (() => {
   const B = window.FormloomBuilder;
   if (!B) return;
-  const { h } = B;
+  const { h, isObj } = B;
 
   const WIDTHS = [["", "Automatic"], ["full", "Full width"], ["half", "Half width"], ["third", "One third"]];
   const WIDTH_BADGES = { full: "Full width", half: "Half width", third: "One third" };
 
-  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   const keyOf = (item) => (typeof item === "string" ? item : isObj(item) && typeof item.field === "string" ? item.field : null);
   const kindOf = (item) => (keyOf(item) !== null ? "field" : isObj(item) && !("field" in item) && "text" in item ? "text" : "other");
 

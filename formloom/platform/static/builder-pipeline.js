@@ -8,7 +8,8 @@
 
 (() => {
   const B = window.FormloomBuilder;
-  const { h } = B;
+  const { h, isObj } = B;
+  const { uid, field, checkbox, choice, checkList, labelBox } = B.controls("pl");
 
   // UI state that survives `ed.rerender()`: kept by object, so it follows a stage that moves.
   const openStages = new WeakSet();
@@ -40,79 +41,6 @@
   const OUTCOMES = [["open", "Open"], ["won", "Won"], ["lost", "Lost"]];
   const MODES = [["any", "Any one of them approves"], ["all", "Every one of them approves"]];
   const NO_COLOR = "#9fb3c8";
-  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  const uid = () => B.nextId("pl");
-
-  // --- small controls -------------------------------------------------------------------------
-  function field(label, input, opts) {
-    const o = opts || {};
-    if (!input.id) input.id = uid();
-    const help = o.help ? h("p", { className: "help", id: uid() }, o.help) : null;
-    if (help) input.setAttribute("aria-describedby", help.id);
-    return h("div", { className: `pr-field${o.wide ? " pr-wide" : ""}`, "data-path": o.path },
-      h("label", { className: "label", for: input.id }, label), input, help);
-  }
-
-  function checkbox(label, checked, onChange, attrs) {
-    const id = uid();
-    const input = h("input", Object.assign({ type: "checkbox", id, checked }, attrs || {}));
-    input.addEventListener("change", () => onChange(input.checked, input));
-    return h("div", { className: "check pr-check" }, input, h("label", { for: id }, label));
-  }
-
-  // A select over [value, text] pairs. A current value that is not offered stays listed (and
-  // selected) so nothing is lost or silently replaced by the first option.
-  function choice(pairs, current, onChange, opts) {
-    const o = opts || {};
-    const list = pairs.slice();
-    const now = current === undefined || current === null ? "" : String(current);
-    if (now !== "" && !list.some(([value]) => value === now)) list.unshift([now, `${now} (not found)`]);
-    if (o.blank !== undefined) list.unshift(["", o.blank]);
-    const select = h("select", o.attrs || {},
-      ...list.map(([value, label]) => h("option", { value, selected: value === now || null }, label)));
-    select.addEventListener("change", () => onChange(select.value, select));
-    return select;
-  }
-
-  // Several values as checkboxes (a multi-select that works with a keyboard and on a phone).
-  // `get()` reads the current list from the body; `set(next)` stores it.
-  function checkList(legend, pairs, get, set, opts) {
-    const o = opts || {};
-    const current = Array.isArray(get()) ? get() : [];
-    const all = pairs.slice();
-    for (const v of current) if (!all.some(([value]) => value === v)) all.push([v, `${v} (not found)`]);
-    const box = h("fieldset", { className: "pr-checks", "data-path": o.path },
-      h("legend", { className: "label" }, legend));
-    const chips = h("div", { className: "pr-chips" });
-    const inputs = [];
-    const limit = () => {
-      if (!o.max) return;
-      const full = (Array.isArray(get()) ? get() : []).length >= o.max;
-      for (const input of inputs) input.disabled = full && !input.checked;
-    };
-    for (const [value, label] of all) {
-      const id = uid();
-      const input = h("input", { type: "checkbox", id, value, checked: current.includes(value),
-        "data-focus": o.focus ? `${o.focus}:${value}` : null });
-      input.addEventListener("change", () => {
-        const list = Array.isArray(get()) ? get() : [];
-        set(input.checked ? [...list.filter((v) => v !== value), value] : list.filter((v) => v !== value));
-        limit();
-      });
-      inputs.push(input);
-      chips.append(h("span", { className: "pr-chip" }, input, h("label", { for: id }, label)));
-    }
-    if (!all.length) chips.append(h("span", { className: "help" }, o.empty || "Nothing to choose from."));
-    box.append(chips);
-    if (o.help) box.append(h("p", { className: "help" }, o.help));
-    limit();
-    return box;
-  }
-
-  function labelBox(ed, obj, prop, onChange, title, path, opts) {
-    const inputs = ed.labelInputs(obj, prop, onChange, Object.assign({ title }, opts || {}));
-    return h("div", { className: "pr-field pr-wide", "data-path": path }, inputs);
-  }
 
   function paint(el, color) {
     if (typeof color === "string" && /^#[0-9a-fA-F]{6}$/.test(color)) el.style.setProperty("--stage-color", color);
@@ -139,18 +67,7 @@
     const stagePairs = () => stagesOf().map((s) => [String(s.key ?? ""), text(s.label) || String(s.key ?? "")]);
     const changed = () => ed.changed();
 
-    // A full re-render for structural edits, putting the focus back where it was (by data-focus).
-    function rerender(focusKey) {
-      const active = document.activeElement;
-      const key = focusKey || (active && active.dataset ? active.dataset.focus : null);
-      ed.rerender();
-      if (key) focus(key);
-    }
-    function focus(key) {
-      const el = root.querySelector(`[data-focus="${CSS.escape(key)}"]`);
-      if (el && !el.disabled) { el.focus(); return true; }
-      return false;
-    }
+    const { rerender, focus } = B.refocus(root, ed);
 
     const wrap = h("div", { className: "pr-editor pr-pipeline" });
     const movesHolder = h("div", { className: "pr-holder" });
@@ -170,8 +87,8 @@
       const section = h("section", { className: "pr-section", "aria-labelledby": head },
         h("h2", { id: head }, "Pipeline"));
       const grid = h("div", { className: "pr-grid" });
-      grid.append(labelBox(ed, body, "label", changed, "Name", "$.label"),
-        labelBox(ed, body, "description", changed, "Description", "$.description", { multiline: true }));
+      grid.append(labelBox(body, "label", changed, "Name", "$.label"),
+        labelBox(body, "description", changed, "Description", "$.description", { multiline: true }));
       const entityText = entity ? `${entity.label} (${body.entity})` : `${body.entity ?? "—"} (not found)`;
       grid.append(h("div", { className: "pr-field", "data-path": "$.entity" },
         h("span", { className: "label", id: `${head}-entity` }, "Entity"),
@@ -304,7 +221,7 @@
 
     function fillStage(panel, stage, i, path, edited) {
       const grid = h("div", { className: "pr-grid" });
-      const labels = labelBox(ed, stage, "label", () => { edited(); renderMoves(); }, "Stage name", `${path}.label`);
+      const labels = labelBox(stage, "label", () => { edited(); renderMoves(); }, "Stage name", `${path}.label`);
       const en = labels.querySelector('input[data-lang="en"]');
       if (en) en.dataset.focus = `stage-${i}-label`;
       grid.append(labels);
@@ -348,7 +265,7 @@
         stage.outcome = v;
         edited();
       }), { path: `${path}.outcome`, help: "Won and lost stages end the process." }));
-      grid.append(labelBox(ed, stage, "help", changed, "Help", `${path}.help`,
+      grid.append(labelBox(stage, "help", changed, "Help", `${path}.help`,
         { multiline: true }));
       panel.append(grid, gateEditor(stage, i, `${path}.gate`, edited),
         approvalEditor(stage, `${path}.approval`, "Entering this stage needs approval", edited));
@@ -470,7 +387,7 @@
         if (!isObj(rule)) { row.append(h("p", { className: "help" }, "Not an object; edit it in JSON mode.")); condBox.append(row); return; }
         row.append(B.conditionBuilder(rule, "condition", fields, data.operators || {}, () => edited(), `${at}.condition`,
           `Condition ${j + 1}`));
-        row.append(labelBox(ed, rule, "message", changed, "Message when it fails", `${at}.message`));
+        row.append(labelBox(rule, "message", changed, "Message when it fails", `${at}.message`));
         row.append(h("div", { className: "pr-row-actions" }, h("button", { type: "button", className: "small danger",
           "aria-label": `Remove condition ${j + 1}`, onclick: () => {
             stage.gate.conditions.splice(j, 1); tidy("conditions"); edited(); rerender(`stage-${i}-add-condition`);
@@ -506,7 +423,7 @@
         const at = `${path}.checklist[${j}]`;
         const li = h("li", { className: "pr-card pr-check-item", "data-path": at });
         if (!isObj(item)) { li.append(h("p", { className: "help" }, "Not an object; edit it in JSON mode.")); ol.append(li); return; }
-        li.append(labelBox(ed, item, "label", changed, `Item ${j + 1}`, `${at}.label`));
+        li.append(labelBox(item, "label", changed, `Item ${j + 1}`, `${at}.label`));
         let keyEl;
         if (publishedItems.has(item.key)) {
           keyEl = h("p", { className: "pr-readonly pr-key-note", "data-path": `${at}.key` }, "Key ", h("code", {}, String(item.key)));
@@ -565,7 +482,7 @@
       }, { "data-focus": `${path}:on`, "data-approval-toggle": "" }));
       if (a === undefined) return box;
       if (!isObj(a)) { box.append(h("p", { className: "help" }, "The approval is not an object; edit it in JSON mode.")); return box; }
-      box.append(labelBox(ed, a, "label", changed, "Approval name", `${path}.label`));
+      box.append(labelBox(a, "label", changed, "Approval name", `${path}.label`));
       box.append(B.conditionBuilder(a, "when", fields, data.operators || {}, () => edited(), `${path}.when`, "Only when"),
         h("p", { className: "help" }, "Without a condition, every such move needs approval."));
       const steps = "steps" in a;
@@ -621,7 +538,7 @@
           h("span", { className: "pr-item-actions" }, up, down,
             h("button", { type: "button", className: "small danger", "aria-label": `Remove step ${k + 1}`,
               disabled: steps.length === 1, onclick: () => { steps.splice(k, 1); edited(); rerender(`${path}:add-step`); } }, "Remove"))));
-        li.append(labelBox(ed, step, "label", changed, "Step name", `${at}.label`),
+        li.append(labelBox(step, "label", changed, "Step name", `${at}.label`),
           approversEditor(step, `${at}.approvers`, edited),
           field("Mode", choice(MODES, step.mode ?? "any", (v) => { step.mode = v; edited(); }), { path: `${at}.mode` }));
         list.append(li);
@@ -737,8 +654,8 @@
       const panel = h("div", { className: "pr-panel", id: panelId, hidden: !isOpen });
       if (isOpen) {
         panel.append(h("div", { className: "pr-grid" },
-          labelBox(ed, move, "label", changed, "Button text", `${path}.label`),
-          labelBox(ed, move, "message", changed, "Message when the condition fails", `${path}.message`)));
+          labelBox(move, "label", changed, "Button text", `${path}.label`),
+          labelBox(move, "message", changed, "Message when the condition fails", `${path}.message`)));
         panel.append(B.conditionBuilder(move, "condition", fields, data.operators || {}, () => changed(), `${path}.condition`,
           "Only when"));
         panel.append(approvalEditor(move, `${path}.approval`, "This move needs its own approval", () => changed()));

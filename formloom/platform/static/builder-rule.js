@@ -6,7 +6,8 @@
 
 (() => {
   const B = window.FormloomBuilder;
-  const { h } = B;
+  const { h, isObj, keyPath } = B;
+  const { uid, field, checkbox, choice, checkList, labelBox } = B.controls("rl");
 
   const earlier = new WeakMap(); // a trigger or action -> the objects it replaced (switching type back restores them)
 
@@ -27,65 +28,8 @@
   const EVERY = [["hour", "Every hour"], ["day", "Every day"], ["week", "Every week"], ["month", "Every month"]];
   const WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
     .map((d) => [d, d[0].toUpperCase() + d.slice(1)]);
-  const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  const uid = () => B.nextId("rl");
-  const keyPath = (path, key) => (IDENT.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
 
-  // --- small controls -------------------------------------------------------------------------
-  function field(label, input, opts) {
-    const o = opts || {};
-    if (!input.id) input.id = uid();
-    const help = o.help ? h("p", { className: "help", id: uid() }, o.help) : null;
-    if (help) input.setAttribute("aria-describedby", help.id);
-    return h("div", { className: `pr-field${o.wide ? " pr-wide" : ""}`, "data-path": o.path },
-      h("label", { className: "label", for: input.id }, label), input, help);
-  }
-
-  function checkbox(label, checked, onChange, attrs) {
-    const id = uid();
-    const input = h("input", Object.assign({ type: "checkbox", id, checked }, attrs || {}));
-    input.addEventListener("change", () => onChange(input.checked, input));
-    return h("div", { className: "check pr-check" }, input, h("label", { for: id }, label));
-  }
-
-  function choice(pairs, current, onChange, opts) {
-    const o = opts || {};
-    const list = pairs.slice();
-    const now = current === undefined || current === null ? "" : String(current);
-    if (now !== "" && !list.some(([value]) => value === now)) list.unshift([now, `${now} (not found)`]);
-    if (o.blank !== undefined) list.unshift(["", o.blank]);
-    const select = h("select", o.attrs || {},
-      ...list.map(([value, label]) => h("option", { value, selected: value === now || null }, label)));
-    select.addEventListener("change", () => onChange(select.value, select));
-    return select;
-  }
-
-  function checkList(legend, pairs, get, set, opts) {
-    const o = opts || {};
-    const current = Array.isArray(get()) ? get() : [];
-    const all = pairs.slice();
-    for (const v of current) if (!all.some(([value]) => value === v)) all.push([v, `${v} (not found)`]);
-    const box = h("fieldset", { className: "pr-checks", "data-path": o.path }, h("legend", { className: "label" }, legend));
-    const chips = h("div", { className: "pr-chips" });
-    for (const [value, label] of all) {
-      const id = uid();
-      const input = h("input", { type: "checkbox", id, value, checked: current.includes(value) });
-      input.addEventListener("change", () => {
-        const list = Array.isArray(get()) ? get() : [];
-        set(input.checked ? [...list.filter((v) => v !== value), value] : list.filter((v) => v !== value));
-      });
-      chips.append(h("span", { className: "pr-chip" }, input, h("label", { for: id }, label)));
-    }
-    if (!all.length) chips.append(h("span", { className: "help" }, o.empty || "Nothing to choose from."));
-    box.append(chips);
-    return box;
-  }
-
-  function labelBox(ed, obj, prop, onChange, title, path) {
-    return h("div", { className: "pr-field pr-wide", "data-path": path }, ed.labelInputs(obj, prop, onChange, { title }));
-  }
-
+  // --- small controls (the shared ones are B.controls) -----------------------------------------
   // A longer text in English and Chinese (a string or {"en", "zh-CN"}), edited losslessly.
   function textBox(obj, prop, onChange, title, path) {
     const wrap = h("div", { className: "label-inputs" });
@@ -132,17 +76,7 @@
     const users = data.users || [];
     const changed = () => ed.changed();
 
-    function rerender(focusKey) {
-      const active = document.activeElement;
-      const key = focusKey || (active && active.dataset ? active.dataset.focus : null);
-      ed.rerender();
-      if (key) focus(key);
-    }
-    function focus(key) {
-      const el = root.querySelector(`[data-focus="${CSS.escape(key)}"]`);
-      if (el && !el.disabled) { el.focus(); return true; }
-      return false;
-    }
+    const { rerender, focus } = B.refocus(root, ed);
 
     const wrap = h("div", { className: "pr-editor pr-rule" });
     wrap.append(generalSection(), triggerSection(), conditionSection(), actionsSection());
@@ -158,7 +92,7 @@
     function generalSection() {
       const sec = section("Rule");
       const grid = h("div", { className: "pr-grid" });
-      grid.append(labelBox(ed, body, "label", changed, "Name", "$.label"),
+      grid.append(labelBox(body, "label", changed, "Name", "$.label"),
         textBox(body, "description", changed, "Description", "$.description"));
       const entityId = uid();
       grid.append(h("div", { className: "pr-field", "data-path": "$.entity" },
@@ -509,7 +443,7 @@
 
     function notifySettings(panel, a, path) {
       panel.append(peopleEditor(a, path, "To"));
-      panel.append(labelBox(ed, a, "title", changed, "Title", `${path}.title`),
+      panel.append(labelBox(a, "title", changed, "Title", `${path}.title`),
         textBox(a, "message", changed, "Message", `${path}.message`));
       panel.append(h("p", { className: "help pr-wide" }, "{title} stands for the record's title."));
       panel.append(h("div", { className: "pr-field", "data-path": `${path}.email` },
@@ -518,7 +452,7 @@
 
     function emailSettings(panel, a, path) {
       panel.append(peopleEditor(a, path, "To"));
-      panel.append(labelBox(ed, a, "subject", changed, "Subject", `${path}.subject`),
+      panel.append(labelBox(a, "subject", changed, "Subject", `${path}.subject`),
         textBox(a, "body", changed, "Text", `${path}.body`));
     }
 

@@ -106,6 +106,105 @@ const FormloomBuilder = (() => {
     });
   }
 
+  // --- small controls -------------------------------------------------------------------------
+  // Shared by the kind editors. `controls(prefix)` gives them with ids made from that prefix.
+  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+  // The JSON path of `key` under `path`: "$.map.open", or "$.map[\"in progress\"]" for other keys.
+  const keyPath = (path, key) => (IDENT.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
+
+  function controls(prefix) {
+    const uid = () => nextId(prefix);
+
+    function field(label, input, opts) {
+      const o = opts || {};
+      if (!input.id) input.id = uid();
+      const help = o.help ? h("p", { className: "help", id: uid() }, o.help) : null;
+      if (help) input.setAttribute("aria-describedby", help.id);
+      return h("div", { className: `pr-field${o.wide ? " pr-wide" : ""}`, "data-path": o.path },
+        h("label", { className: "label", for: input.id }, label), input, help);
+    }
+
+    function checkbox(label, checked, onChange, attrs, className) {
+      const id = uid();
+      const input = h("input", Object.assign({ type: "checkbox", id, checked }, attrs || {}));
+      input.addEventListener("change", () => onChange(input.checked, input));
+      return h("div", { className: className || "check pr-check" }, input, h("label", { for: id }, label));
+    }
+
+    // A select over [value, text] pairs. A current value that is not offered stays listed (and
+    // selected) so nothing is lost or silently replaced by the first option.
+    function choice(pairs, current, onChange, opts) {
+      const o = opts || {};
+      const list = pairs.slice();
+      const now = current === undefined || current === null ? "" : String(current);
+      if (now !== "" && !list.some(([value]) => value === now)) list.unshift([now, `${now} (not found)`]);
+      if (o.blank !== undefined) list.unshift(["", o.blank]);
+      const select = h("select", o.attrs || {},
+        ...list.map(([value, label]) => h("option", { value, selected: value === now || null }, label)));
+      select.addEventListener("change", () => onChange(select.value, select));
+      return select;
+    }
+
+    // Several values as checkboxes (a multi-select that works with a keyboard and on a phone).
+    // `get()` reads the current list from the body; `set(next)` stores it.
+    function checkList(legend, pairs, get, set, opts) {
+      const o = opts || {};
+      const current = Array.isArray(get()) ? get() : [];
+      const all = pairs.slice();
+      for (const v of current) if (!all.some(([value]) => value === v)) all.push([v, `${v} (not found)`]);
+      const box = h("fieldset", { className: "pr-checks", "data-path": o.path },
+        h("legend", { className: "label" }, legend));
+      const chips = h("div", { className: "pr-chips" });
+      const inputs = [];
+      const limit = () => {
+        if (!o.max) return;
+        const full = (Array.isArray(get()) ? get() : []).length >= o.max;
+        for (const input of inputs) input.disabled = full && !input.checked;
+      };
+      for (const [value, label] of all) {
+        const id = uid();
+        const input = h("input", { type: "checkbox", id, value, checked: current.includes(value),
+          "data-focus": o.focus ? `${o.focus}:${value}` : null });
+        input.addEventListener("change", () => {
+          const list = Array.isArray(get()) ? get() : [];
+          set(input.checked ? [...list.filter((v) => v !== value), value] : list.filter((v) => v !== value));
+          limit();
+        });
+        inputs.push(input);
+        chips.append(h("span", { className: "pr-chip" }, input, h("label", { for: id }, label)));
+      }
+      if (!all.length) chips.append(h("span", { className: "help" }, o.empty || "Nothing to choose from."));
+      box.append(chips);
+      if (o.help) box.append(h("p", { className: "help" }, o.help));
+      limit();
+      return box;
+    }
+
+    function labelBox(obj, prop, onChange, title, path, opts) {
+      const inputs = labelInputs(obj, prop, onChange, Object.assign({ title }, opts || {}));
+      return h("div", { className: "pr-field pr-wide", "data-path": path }, inputs);
+    }
+
+    return { uid, field, checkbox, choice, checkList, labelBox };
+  }
+
+  // `ed.rerender()` for structural edits, putting the focus back where it was (by data-focus).
+  function refocus(root, ed) {
+    function focus(key) {
+      const el = root.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+      if (el && !el.disabled) { el.focus(); return true; }
+      return false;
+    }
+    function rerender(focusKey) {
+      const active = document.activeElement;
+      const key = focusKey || (active && active.dataset ? active.dataset.focus : null);
+      ed.rerender();
+      if (key) focus(key);
+    }
+    return { focus, rerender };
+  }
+
   function moveItem(array, from, to) {
     const [item] = array.splice(from, 1);
     array.splice(to, 0, item);
@@ -164,7 +263,6 @@ const FormloomBuilder = (() => {
       i++;
       return JSON.parse(source.slice(start, i));
     };
-    const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
     const value = (path) => {
       ws();
       const start = i;
@@ -173,7 +271,7 @@ const FormloomBuilder = (() => {
         if (source[i] === "}") i++;
         else for (;;) {
           ws(); const name = str(); ws(); i++;
-          value(ident.test(name) ? `${path}.${name}` : `${path}[${JSON.stringify(name)}]`);
+          value(keyPath(path, name));
           ws();
           if (source[i++] === "}") break;
         }
@@ -533,6 +631,7 @@ const FormloomBuilder = (() => {
     if (root) start(root);
   });
 
-  return { editors, h, text, labelInputs, sortable, moveItem, moveButtons, keyFor, nextId, withLabel, labelValue };
+  return { editors, h, text, labelInputs, sortable, moveItem, moveButtons, keyFor, nextId, withLabel, labelValue,
+           isObj, keyPath, controls, refocus };
 })();
 window.FormloomBuilder = FormloomBuilder;
