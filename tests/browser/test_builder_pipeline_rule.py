@@ -196,7 +196,8 @@ def test_removing_a_stage_with_records_asks_where_they_go_and_moves_them(builder
     expect(impact.locator("legend")).to_contain_text("2 live Deal records are in it")
     expect(impact.get_by_text("Move them to")).to_be_visible()
     target = impact.locator("select[data-target]")
-    expect(target.locator("option")).to_have_text(["lead", "proposal", "negotiation", "won", "lost"])
+    expect(target.locator("option")).to_have_text(["Lead (lead)", "Proposal (proposal)", "Negotiation (negotiation)",
+                                                   "Won (won)", "Lost (lost)"])
     target.select_option("proposal")
     dialog.locator("[data-publish-confirm]").click()
     expect(page.locator("[data-save-state]")).to_have_text("Published as version 2")

@@ -570,7 +570,7 @@ const FormloomBuilder = (() => {
           if (choice === "migrate") {
             if ((impact.targets || []).length) {
               row.append(h("select", { "data-target": "", "aria-label": labels.migrate },
-                ...impact.targets.map((t) => h("option", { value: t }, t))));
+                ...impact.targets.map((t) => h("option", { value: t }, targetLabel(impact, t)))));
             } else {
               row.append(h("input", { "data-value": "", "aria-label": labels.migrate }));
             }
@@ -579,6 +579,17 @@ const FormloomBuilder = (() => {
         }
         impactsBox.append(box);
       }
+    }
+
+    // A target as the admin knows it: the option's or stage's label in the draft, then its key.
+    function targetLabel(impact, value) {
+      const [, subject] = impact.id.split(":");
+      const fieldKey = (subject || "").split(".")[1];
+      const field = (ed.body.fields || []).find((f) => f && f.key === fieldKey);
+      const pool = impact.code === "stage_removed" ? ed.body.stages : field && field.options;
+      const found = (pool || []).find((o) => o && (o.key === value || o.value === value));
+      const name = found ? text(found.label, data.locale) : "";
+      return name && name !== value ? `${name} (${value})` : value;
     }
 
     function impactChoices() {
