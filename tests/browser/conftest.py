@@ -65,6 +65,7 @@ def browser():
         _unavailable("playwright is not installed (pip install -e '.[test]')")
     if not os.path.exists(CHROMIUM):
         _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    expect.set_options(timeout=10_000)  # as the pages' own default: a loaded CI machine is slow to answer
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
