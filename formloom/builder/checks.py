@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 
 from formloom.platform.errors import Problem
 from formloom.runtime.compiler import RecordValidator
-from formloom.runtime.fields import FIELD_TYPES, INTEGER_LIMIT, CheckContext, CoercionError
+from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
 KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule")
@@ -82,8 +82,7 @@ def check_definition(body: Any, ctx: AppContext) -> list[Problem]:
     problems = list(_unstorable_text(body, "$"))
     if problems:
         return problems
-    problems = list(_inexact_numbers(body, "$"))
-    problems.extend(_metaschema_problems(kind, body))
+    problems = list(_metaschema_problems(kind, body))
     problems.extend(CROSS_CHECKS[kind](body, ctx, {p.path for p in problems}))
     return _dedupe(problems)
 
@@ -114,14 +113,6 @@ def _unstorable_text(value: Any, path: str) -> Iterator[Problem]:
     for where, item in _scalars(value, path):
         if isinstance(item, str) and not _storable(item):
             yield Problem(where, UNSTORABLE)
-
-
-def _inexact_numbers(value: Any, path: str) -> Iterator[Problem]:
-    """Whole numbers beyond ±(2**53 - 1): browsers and many JSON readers cannot hold them exactly."""
-    for where, item in _scalars(value, path):
-        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > INTEGER_LIMIT:
-            yield Problem(where, f"{item} is too large to be kept exactly; use a number between "
-                                 f"-{INTEGER_LIMIT} and {INTEGER_LIMIT}.")
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
