@@ -321,12 +321,7 @@ def drain(app, connection: Redis, rounds: int = 10) -> None:
 
 # --- 1. a worker killed with SIGKILL in the middle of 1,000 events ------------------------------------
 
-def test_worker_killed_mid_burst_loses_and_doubles_nothing(request, app, db, admin, rep, pipes, redis_server, workers):
-    if request.node.callspec.id.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "Known failure on SQLite, also at commit 6ef4928 on this machine: after the first worker is killed "
-            "with SIGKILL, the second worker's dispatcher keeps getting 'database is locked' on BEGIN IMMEDIATE "
-            "and never relays or sweeps. Under investigation; the PostgreSQL run of this test passes.")))
+def test_worker_killed_mid_burst_loses_and_doubles_nothing(app, db, admin, rep, pipes, redis_server, workers):
     publish_rule(db, admin, pipes, WELCOME)
     deal_ids = create_deals(db, admin, pipes, 1000)
     before = tally(app, pipes.id)

@@ -392,3 +392,29 @@ def test_a_rollback_that_removes_a_choice_in_use_asks_what_happens_to_those_reco
     assert done.get_json()["note"] == "Rollback to version 2" and done.get_json()["impact"][0]["action"] == "migrate"
     db.expire_all()
     assert db.get(Record, record.id).data["city"] == "sh"
+
+
+def test_the_import_page_creates_an_app_from_an_exported_file_or_says_what_is_wrong(admin_client, db):
+    import io
+
+    exported = admin_client.get("/api/v1/apps/sales/export").get_data()
+    token = csrf_token(admin_client, "/apps/import")
+    done = admin_client.post("/apps/import", data={"csrf_token": token, "key": "sales_copy",
+                                                   "bundle": (io.BytesIO(exported), "sales-definitions.json")},
+                             content_type="multipart/form-data")
+    assert done.status_code == 302 and done.headers["Location"].endswith("/apps/sales_copy/admin/")
+    copy = db.scalar(select(App).where(App.key == "sales_copy"))
+    assert copy is not None and definitions.get(db, copy, "entity", "deal").published_version == 1
+
+    broken = json.loads(exported)
+    broken["definitions"][0]["fields"][0]["type"] = "money"
+    refused = admin_client.post("/apps/import", data={
+        "csrf_token": token, "key": "sales_other",
+        "bundle": (io.BytesIO(json.dumps(broken).encode()), "broken.json")}, content_type="multipart/form-data")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "$.definitions[0].fields[0].type" in page and 'value="sales_other"' in page
+    not_json = admin_client.post("/apps/import", data={"csrf_token": token, "bundle": (io.BytesIO(b"{oops"), "x.json")},
+                                 content_type="multipart/form-data")
+    assert not_json.status_code == 422 and "is not a JSON file" in not_json.get_data(as_text=True)
+    db.rollback()
+    assert db.scalar(select(App).where(App.key == "sales_other")) is None

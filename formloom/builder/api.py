@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
-from sqlalchemy import select
 
 from formloom.builder import definitions, diff, impact
 from formloom.builder.keys import suggest_key
 from formloom.platform.api_common import BadRequest, iso, json_body, require
 from formloom.platform.auth import Action, authorize
 from formloom.platform.db import get_session
-from formloom.platform.errors import NotFound
 from formloom.platform.models import App, Definition, DefinitionVersion
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog
@@ -176,15 +174,7 @@ KEY_FALLBACKS = ("field", "option", "stage", "app", "entity", "form", "rule", "p
 def definition_version(app_key: str, kind: str, key: str, number: int):
     app = _app(app_key, Action.READ_DEFINITIONS)
     db = get_session()
-    return jsonify(version_json(_version(db, definitions.get(db, app, kind, key), number)))
-
-
-def _version(db, definition: Definition, number: int) -> DefinitionVersion:
-    row = db.scalar(select(DefinitionVersion).where(DefinitionVersion.definition_id == definition.id,
-                                                    DefinitionVersion.version == number))
-    if row is None:
-        raise NotFound(f"The {definition.kind} '{definition.key}' has no version {number}.")
-    return row
+    return jsonify(version_json(definitions.version(db, definitions.get(db, app, kind, key), number)))
 
 
 @bp.get("/apps/<app_key>/definitions/<kind>/<key>/diff")
@@ -200,7 +190,7 @@ def definition_diff(app_key: str, kind: str, key: str):
         if raw == "draft":
             sides.append(definitions.current_body(db, definition))
         elif raw.isdigit():
-            sides.append(_version(db, definition, int(raw)).body if int(raw) else None)
+            sides.append(definitions.version(db, definition, int(raw)).body if int(raw) else None)
         else:
             raise BadRequest(f"'{name}' must be a version number or 'draft'.")
     locale = request.args.get("locale", "en")
@@ -235,19 +225,13 @@ def definition_rollback(app_key: str, kind: str, key: str):
 @login_required
 def definition_try(app_key: str, kind: str, key: str):
     """Validate values against the draft entity or form, as a rep's submission would be; nothing is saved."""
-    from formloom.builder.views import preview_form
     from formloom.platform.errors import RecordValidationError
-    from formloom.runtime.forms import compile_form
-    from formloom.runtime.validation import Situation, validate_values
 
     app = _app(app_key, Action.WRITE_DEFINITIONS)
-    values = json_body()
-    entity, form_body = preview_form(app, kind, key)
-    locale = request.args.get("locale", "en")
-    compiled = compile_form(entity, form_body, locale)
-    situation = Situation(user_id=g.user.id, extra_visibility=compiled.section_conditions)
+    db = get_session()
+    entity, form_body = definitions.draft_form(db, app, kind, key)
     try:
-        document = validate_values(entity, values, locale=locale, situation=situation)
+        document = definitions.try_values(entity, form_body, json_body(), g.user.id, request.args.get("locale", "en"))
     except RecordValidationError as exc:
         return jsonify({"valid": False, "errors": exc.fields}), 422
     return jsonify({"valid": True, "values": document})

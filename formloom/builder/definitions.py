@@ -259,10 +259,7 @@ def rollback(session: Session, actor: User | None, app: App, kind: str, key: str
              impact_choices: dict | None = None) -> DefinitionVersion:
     """Publish version ``number`` again, as a new version equal to it (its impact checked as any publish)."""
     definition = get(session, app, kind, key)
-    old = session.scalar(select(DefinitionVersion).where(DefinitionVersion.definition_id == definition.id,
-                                                         DefinitionVersion.version == number))
-    if old is None:
-        raise NotFound(f"The {kind} '{key}' has no version {number}.")
+    old = version(session, definition, number)
     if definition.draft is not None:
         raise Conflict(f"The {kind} '{key}' has an unpublished draft; publish or discard it before rolling back.")
     live = catalog.published_version(session, app, kind, key)
@@ -272,3 +269,44 @@ def rollback(session: Session, actor: User | None, app: App, kind: str, key: str
     save_draft(session, actor, app, kind, key, old.body)
     return publish(session, actor, app, kind, key, impact_choices=impact_choices,
                    note=f"Rollback to version {number}")
+
+
+def draft_form(session: Session, app: App, kind: str, key: str):
+    """The compiled draft entity (or the published entity of a draft form) and the form a rep would see."""
+    from formloom.runtime.compiler import compile_entity
+
+    body = current_body(session, get(session, app, kind, key))
+    if kind not in ("entity", "form") or not isinstance(body, dict):
+        raise NotFound(f"Only entities and forms have a preview; '{key}' is a {kind}.")
+    problems = check(session, app, kind, key, body)
+    if problems:
+        raise DefinitionError(problems, f"The draft {kind} '{key}' has {len(problems)} problem"
+                                        f"{'s' if len(problems) != 1 else ''}; fix them to see the preview.")
+    if kind == "entity":
+        ctx = app_context(session, app)
+        related = {t: ctx.entities[t] for t in {f.get("target") for f in body["fields"]} if t in ctx.entities}
+        entity = compile_entity(body, 0, checksum(body), related)
+        return entity, catalog.default_form(entity)
+    return catalog.entity(session, app, body["entity"]), body
+
+
+def try_values(entity, form_body: dict, values: dict, user_id: int, locale: str) -> dict:
+    """Validate ``values`` as a rep's submission of that form would be; nothing is stored.
+
+    Raises :class:`RecordValidationError` with every field's problems.
+    """
+    from formloom.runtime.forms import compile_form
+    from formloom.runtime.validation import Situation, validate_values
+
+    compiled = compile_form(entity, form_body, locale)
+    situation = Situation(user_id=user_id, extra_visibility=compiled.section_conditions)
+    return validate_values(entity, values, locale=locale, situation=situation)
+
+
+def version(session: Session, definition: Definition, number: int) -> DefinitionVersion:
+    """Version ``number`` of a definition."""
+    row = session.scalar(select(DefinitionVersion).where(DefinitionVersion.definition_id == definition.id,
+                                                         DefinitionVersion.version == number))
+    if row is None:
+        raise NotFound(f"The {definition.kind} '{definition.key}' has no version {number}.")
+    return row

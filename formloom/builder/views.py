@@ -14,19 +14,19 @@ from formloom.builder import definitions, diff
 from formloom.builder.checks import KINDS_AVAILABLE
 from formloom.builder.keys import suggest_key
 from formloom.platform.app import CONTENT_SECURITY_POLICY
-from formloom.platform.auth import Action, authorize
+from formloom.platform.auth import Action, authorize, can
 from formloom.platform.db import get_session
 from formloom.platform.errors import DefinitionError, FormloomError, RecordValidationError
 from formloom.platform.models import App, AppMember, AppRole, User
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog
-from formloom.runtime.compiler import checksum, compile_entity, field_kinds
+from formloom.runtime.compiler import field_kinds
 from formloom.runtime.conditions import OPERATORS_BY_KIND
 from formloom.runtime.fields import FIELD_TYPES, describe_types
 from formloom.runtime.forms import attr_name, compile_form, form_values, initial_data
 from formloom.runtime.i18n import current_locale
 from formloom.runtime.labels import text_of
-from formloom.runtime.validation import Situation, defaults, validate_values
+from formloom.runtime.validation import Situation, defaults
 
 bp = Blueprint("builder", __name__, template_folder="templates")
 
@@ -267,7 +267,7 @@ def preview(app_key: str, kind: str, key: str):
     """The draft form as a rep sees it; it can be filled to try its rules, and nothing is saved."""
     app = _admin_app(app_key)
     db = get_session()
-    entity, form_body = preview_form(app, _kind(kind), key)
+    entity, form_body = definitions.draft_form(db, app, _kind(kind), key)
     locale = current_locale()
     compiled = compile_form(entity, form_body, locale)
     situation = Situation(user_id=g.user.id, extra_visibility=compiled.section_conditions)
@@ -277,7 +277,7 @@ def preview(app_key: str, kind: str, key: str):
         form = compiled.form_class()
         values = form_values(form, compiled, entity)
         try:
-            tried = validate_values(entity, values, locale=locale, situation=situation)
+            tried = definitions.try_values(entity, form_body, values, g.user.id, locale)
         except RecordValidationError as exc:
             errors = exc.fields
         shown = values
@@ -293,7 +293,6 @@ def preview(app_key: str, kind: str, key: str):
                            form_key=None, stage_locked=None, pipeline=None, pending=None, logic=logic, locked=set(),
                            ctx=display_context(entity, [shown]), shown=shown,
                            preview={"kind": kind, "key": key, "tried": tried,
-                                    "width": request.args.get("width", "desktop"),
                                     "editor": url_for("builder.editor", app_key=app.key, kind=kind, key=key)})
     response = make_response(page, 422 if errors else 200)
     # The editor shows the preview in a frame of its own page; nothing else may frame it.
@@ -301,24 +300,6 @@ def preview(app_key: str, kind: str, key: str):
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'",
                                                                                   "frame-ancestors 'self'")
     return response
-
-
-def preview_form(app: App, kind: str, key: str):
-    """The compiled draft entity (or the published entity of a draft form) and the form to show."""
-    db = get_session()
-    body = definitions.current_body(db, definitions.get(db, app, kind, key))
-    if kind not in ("entity", "form") or not isinstance(body, dict):
-        abort(404, "Only entities and forms have a preview.")
-    problems = definitions.check(db, app, kind, key, body)
-    if problems:
-        raise DefinitionError(problems, f"The draft {kind} '{key}' has {len(problems)} problem"
-                                        f"{'s' if len(problems) != 1 else ''}; fix them to see the preview.")
-    if kind == "entity":
-        ctx = definitions.app_context(db, app)
-        related = {t: ctx.entities[t] for t in {f.get("target") for f in body["fields"]} if t in ctx.entities}
-        entity = compile_entity(body, 0, checksum(body), related)
-        return entity, catalog.default_form(entity)
-    return catalog.entity(db, app, body["entity"]), body
 
 
 def _offer_choices(db, entity, compiled, form) -> None:
@@ -388,15 +369,11 @@ def rollback(app_key: str, kind: str, key: str):
 
 @bp.app_template_global()
 def can_create_apps() -> bool:
-    from formloom.platform.auth import can
-
     return bool(g.get("user")) and can(get_session(), g.user, Action.MANAGE_APPS)
 
 
 @bp.app_template_global()
 def can_build(app: App | None) -> bool:
     """Whether the signed-in person may open the builder of ``app``."""
-    from formloom.platform.auth import can
-
     return bool(g.get("user")) and app is not None and can(get_session(), g.user, Action.WRITE_DEFINITIONS, app)
 

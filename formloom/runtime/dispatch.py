@@ -97,14 +97,16 @@ class RedisQueue:
 
         try:
             jobs = Job.fetch_many(job_ids, connection=self.queue.connection)
+            waiting = {raw.decode() if isinstance(raw, bytes) else raw  # read the queue once, not once per job
+                       for raw in self.queue.connection.lrange(self.queue.key, 0, -1)}
         except Exception:  # Redis unreachable: treat as lost, the relay then waits for Redis
             return [False] * len(job_ids)
-        return [job is not None and self._held(job, since) for job in jobs]
+        return [job is not None and self._held(job, since, waiting) for job in jobs]
 
-    def _held(self, job, since: datetime) -> bool:
+    def _held(self, job, since: datetime, waiting: set[str]) -> bool:
         status = job.get_status(refresh=False)
         if status == "queued":  # and really in the queue: a worker killed while taking it leaves it "queued"
-            return self.queue.connection.lpos(self.queue.key, job.id) is not None
+            return job.id in waiting
         if status == "started":
             beat = job.last_heartbeat
             return beat is not None and beat.replace(tzinfo=beat.tzinfo or UTC) >= since
@@ -185,18 +187,22 @@ def sweep_once(app: Flask, queue, now: datetime | None = None, stale_after: floa
     now = now or utcnow()
     cutoff = now - timedelta(seconds=stale_after if stale_after is not None
                              else app.config.get("AUTOMATION_STALE_SECONDS", 60))
-    with new_session(app, write=True) as session:
-        for model, name in ((Event, "event"), (ScheduledJob, "job")):
+    for model, name in ((Event, "event"), (ScheduledJob, "job")):
+        # The queue is asked outside any transaction: on SQLite a write transaction held while
+        # Redis answers would stop every job of this worker from writing.
+        with new_session(app) as session:
             stale = session.execute(select(model.id, model.attempts).where(
                 model.status == WorkStatus.ENQUEUED.value,
                 or_(model.enqueued_at.is_(None), model.enqueued_at < cutoff))).all()
-            alive = queue.alive([f"formloom-{name}-{row_id}-{attempt}" for row_id, attempt in stale], cutoff) \
-                if stale else []
-            lost = [row_id for (row_id, _), live in zip(stale, alive or [False] * len(stale)) if not live]
-            if lost:
+        if not stale:
+            continue
+        alive = queue.alive([f"formloom-{name}-{row_id}-{attempt}" for row_id, attempt in stale], cutoff)
+        lost = [row_id for (row_id, _), live in zip(stale, alive) if not live]
+        if lost:  # still enqueued (not taken and finished meanwhile): back to pending
+            with new_session(app, write=True) as session:
                 session.execute(update(model).where(model.id.in_(lost), model.status == WorkStatus.ENQUEUED.value)
                                 .values(status=WorkStatus.PENDING.value))
-        session.commit()
+                session.commit()
     return relay_once(app, queue, now)
 
 
