@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from formloom.builder.checks import KINDS_AVAILABLE, KINDS_RESERVED, UNSTORABLE, AppContext, check_definition
+from formloom.platform import audit
 from formloom.platform.db import utcnow
 from formloom.platform.errors import Conflict, DefinitionError, FormloomError, NotFound, Problem
 from formloom.platform.models import App, Definition, DefinitionVersion, User
@@ -138,7 +139,7 @@ def discard_draft(session: Session, app: App, kind: str, key: str) -> Definition
 
 def publish(session: Session, actor: User | None, app: App, kind: str, key: str, *,
             stage_moves: dict[str, str] | None = None, impact_choices: dict[str, dict] | None = None,
-            note: str | None = None) -> DefinitionVersion:
+            note: str | None = None, rollback_of: int | None = None) -> DefinitionVersion:
     """Publish the draft as a new immutable version (or return the latest if nothing changed).
 
     What the draft does to live data is assessed first (:mod:`formloom.builder.impact`): every
@@ -182,6 +183,11 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str,
     session.add(version)
     definition.published_version = number
     session.flush()
+    audit.record(session, audit.AuditKind.DEFINITION_PUBLISHED if rollback_of is None
+                 else audit.AuditKind.DEFINITION_ROLLED_BACK, actor, app=app, subject=f"{kind}/{key}",
+                 detail={"kind": kind, "key": key, "version": number,
+                         "previous": latest.version if latest else None,
+                         **({"rollback_of": rollback_of} if rollback_of is not None else {})})
     catalog.forget(session)
     if kind == "rule":
         from formloom.runtime import events
@@ -268,7 +274,7 @@ def rollback(session: Session, actor: User | None, app: App, kind: str, key: str
                        f"{'' if live.version == number else f' (version {live.version} is the same)'}.")
     save_draft(session, actor, app, kind, key, old.body)
     return publish(session, actor, app, kind, key, impact_choices=impact_choices,
-                   note=f"Rollback to version {number}")
+                   note=f"Rollback to version {number}", rollback_of=number)
 
 
 def draft_form(session: Session, app: App, kind: str, key: str):

@@ -25,9 +25,38 @@ class Action(str, Enum):
     CREATE_RECORD = "create_record"
     UPDATE_RECORD = "update_record"
     DELETE_RECORD = "delete_record"
+    EXPORT_RECORDS = "export_records"
+    IMPORT_RECORDS = "import_records"
     READ_DEFINITIONS = "read_definitions"
     WRITE_DEFINITIONS = "write_definitions"
-    MANAGE_APPS = "manage_apps"
+    MANAGE_MEMBERS = "manage_members"  # give people roles in one app
+    MANAGE_APPS = "manage_apps"  # create and import apps, manage users and teams
+    VIEW_AUDIT = "view_audit"
+
+
+# What an API token may be limited to. A token without scopes may do whatever its user may;
+# a token with scopes only what they name (and never more than its user). ``app:<key>`` limits
+# a token to one app (several may be given).
+TOKEN_SCOPES: dict[str, frozenset[Action]] = {
+    "records:read": frozenset({Action.VIEW_APP, Action.READ_RECORDS}),
+    "records:write": frozenset({Action.VIEW_APP, Action.CREATE_RECORD, Action.UPDATE_RECORD,
+                                Action.DELETE_RECORD}),
+    "records:export": frozenset({Action.VIEW_APP, Action.EXPORT_RECORDS}),
+    "records:import": frozenset({Action.VIEW_APP, Action.IMPORT_RECORDS}),
+    "definitions:read": frozenset({Action.VIEW_APP, Action.READ_DEFINITIONS}),
+    "definitions:write": frozenset({Action.VIEW_APP, Action.READ_DEFINITIONS, Action.WRITE_DEFINITIONS}),
+    "admin": frozenset({Action.MANAGE_MEMBERS, Action.MANAGE_APPS, Action.VIEW_AUDIT}),
+}
+APP_SCOPE_PREFIX = "app:"
+
+
+def scope_problem(scope: object) -> str | None:
+    """Why ``scope`` is not a valid token scope (None when it is)."""
+    if isinstance(scope, str) and (scope in TOKEN_SCOPES or (scope.startswith(APP_SCOPE_PREFIX)
+                                                            and len(scope) > len(APP_SCOPE_PREFIX))):
+        return None
+    return (f"Unknown scope {scope!r}; use any of {', '.join(TOKEN_SCOPES)}, "
+            f"or '{APP_SCOPE_PREFIX}<app key>' to limit the token to one app.")
 
 
 # Actions a member holds in the apps they belong to; admins hold every action everywhere.

@@ -72,6 +72,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # What the token may do (see ``auth.TOKEN_SCOPES``); None: everything its user may.
+    scopes: Mapped[list | None] = mapped_column(JsonDocument)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -493,3 +495,37 @@ class AssignmentCursor(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_user_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditEvent(Base):
+    """An entry of the admin audit: logins, failed logins, tokens, definition publishes, roles."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"), Index("ix_audit_events_kind_at", "kind", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    subject: Mapped[str | None] = mapped_column(String(200))  # e.g. the username tried, the definition
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict | None] = mapped_column(JsonDocument)
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key``: the first answer, given again to every replay."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),
+                      Index("ix_idempotency_keys_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)  # None while the first request runs
+    response: Mapped[dict | list | None] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
