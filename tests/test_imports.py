@@ -4,11 +4,30 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from formloom.platform import auth
 from formloom.platform.auth import Cause
-from formloom.platform.errors import FormloomError
+from formloom.platform.errors import Forbidden, FormloomError
 from formloom.platform.models import ChangeLog, Record, StageVisit
 from formloom.runtime import imports, records
 from tests.test_cli import formloom
+
+
+@pytest.fixture
+def pipes(db, pipes, rep):
+    """The pipeline app, where the rep is a manager: reps may not import (docs/access.md)."""
+    auth.grant_app(db, rep, pipes, "manager")
+    db.commit()
+    return pipes
+
+
+def test_a_rep_may_not_import(db, admin):
+    from tests.factories import make_pipeline_app, make_user
+
+    app = make_pipeline_app(db, admin, key="noimport")
+    rep = make_user(db, "plainrep")
+    auth.grant_app(db, rep, app)
+    with pytest.raises(Forbidden, match="may not import deal records"):
+        imports.import_rows(db, rep, app, "deal", imports.read_csv("name\nA\n"))
 
 
 def company(db, rep, app, name="Acme"):

@@ -18,7 +18,7 @@ from formloom.runtime.compiler import RecordValidator
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access")
 KINDS_RESERVED = ("view", "dashboard")
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
@@ -667,6 +667,48 @@ def _check_values(action: dict, path: str, entity_key: str, fields: dict, ctx: A
             yield Problem(f"{path}.formulas.{key}", exc.message)
 
 
+def check_access(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """Roles once each, the app admin left alone, entities and fields that exist, SQL-able scope conditions."""
+    from formloom.runtime.access import when_problems
+    from formloom.runtime.compiler import field_kinds
+
+    seen: set[str] = set()
+    for i, role in enumerate(body.get("roles") or []):
+        if not isinstance(role, dict) or not isinstance(role.get("key"), str):
+            continue
+        path = f"$.roles[{i}]"
+        if role["key"] == "admin":
+            yield Problem(f"{path}.key", "The app admin role always has every permission (so no one is locked "
+                                         "out); give restricted powers to another role.")
+        if role["key"] in seen:
+            yield Problem(f"{path}.key", f"Role '{role['key']}' is listed twice; list each role once.")
+        seen.add(role["key"])
+        for entity_key, grants in (role.get("entities") or {}).items():
+            where = f"{path}.entities.{'*' if entity_key == '*' else entity_key}"
+            if entity_key != "*" and entity_key not in ctx.entities:
+                yield Problem(where, f"App '{ctx.app_key}' has no entity '{entity_key}'.")
+                continue
+            for action, grant in (grants or {}).items() if isinstance(grants, dict) else ():
+                if not (isinstance(grant, dict) and isinstance(grant.get("when"), dict)):
+                    continue
+                if entity_key == "*":
+                    yield Problem(f"{where}.{action}.when", "A scope condition tests one entity's fields; "
+                                                            "give it under that entity, not under '*'.")
+                    continue
+                body_of = ctx.entities[entity_key]
+                kinds = field_kinds([f for _, f in _fields_of(body_of)], ctx.entities)
+                yield from (Problem(p, m) for p, m in when_problems(grant["when"], kinds, f"{where}.{action}.when"))
+        for entity_key, rules in (role.get("fields") or {}).items():
+            if entity_key not in ctx.entities:
+                yield Problem(f"{path}.fields.{entity_key}", f"App '{ctx.app_key}' has no entity '{entity_key}'.")
+                continue
+            keys = {f["key"] for _, f in _fields_of(ctx.entities[entity_key])}
+            for field_key in rules if isinstance(rules, dict) else ():
+                if field_key not in keys:
+                    yield Problem(f"{path}.fields.{entity_key}.{field_key}",
+                                  f"Entity '{entity_key}' has no field '{field_key}'.")
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule}
+                "rule": check_rule, "access": check_access}
 

@@ -60,9 +60,10 @@ def scope_problem(scope: object) -> str | None:
 
 
 # Actions a member holds in the apps they belong to; admins hold every action everywhere.
+# Which entities, records and fields is the app's access policy (runtime/access.py).
 MEMBER_ACTIONS = frozenset({
     Action.VIEW_APP, Action.READ_RECORDS, Action.CREATE_RECORD, Action.UPDATE_RECORD,
-    Action.DELETE_RECORD, Action.READ_DEFINITIONS,
+    Action.DELETE_RECORD, Action.EXPORT_RECORDS, Action.IMPORT_RECORDS, Action.READ_DEFINITIONS,
 })
 
 
@@ -91,15 +92,41 @@ def is_member(session: Session, user: User, app: App) -> bool:
     return session.get(AppMember, (app.id, user.id)) is not None
 
 
+def token_actions(user: User) -> frozenset[Action]:
+    """What the scopes of the token ``user`` came with allow (every action without a token)."""
+    scopes = getattr(user, "token_scopes", None)
+    if scopes is None:
+        return frozenset(Action)
+    return frozenset().union(*(TOKEN_SCOPES.get(s, frozenset()) for s in scopes))
+
+
+def _token_apps(user: User) -> frozenset[str] | None:
+    scopes = getattr(user, "token_scopes", None) or ()
+    apps = frozenset(s[len(APP_SCOPE_PREFIX):] for s in scopes if s.startswith(APP_SCOPE_PREFIX))
+    return apps or None
+
+
 def can(session: Session, user: User | None, action: Action, app: App | None = None) -> bool:
-    """Return whether ``user`` may do ``action`` (in ``app``, when the action is per app)."""
-    if user is None or not user.is_active:
+    """Return whether ``user`` may do ``action`` (in ``app``, when the action is per app).
+
+    Per-entity powers, record scopes and field rules are the app's access policy
+    (:mod:`formloom.runtime.access`); this answers for the app as a whole.
+    """
+    if user is None or not user.is_active or action not in token_actions(user):
+        return False
+    token_apps = _token_apps(user)
+    if token_apps is not None and (app is None or app.key not in token_apps):
         return False
     if user.is_admin:
         return True
-    if action not in MEMBER_ACTIONS or app is None:
+    if app is None or not is_member(session, user, app):
         return False
-    return is_member(session, user, app)
+    if action in (Action.WRITE_DEFINITIONS, Action.MANAGE_MEMBERS):
+        from formloom.runtime.access import policy
+
+        rules = policy(session, user, app)
+        return rules.may_build if action is Action.WRITE_DEFINITIONS else rules.may_manage_members
+    return action in MEMBER_ACTIONS
 
 
 def authorize(session: Session, user: User | None, action: Action, app: App | None = None) -> None:
@@ -115,6 +142,9 @@ def visible_apps(session: Session, user: User) -> list[App]:
     query = select(App).order_by(App.key)
     if not user.is_admin:
         query = query.join(AppMember, AppMember.app_id == App.id).where(AppMember.user_id == user.id)
+    token_apps = _token_apps(user)
+    if token_apps is not None:
+        query = query.where(App.key.in_(sorted(token_apps)))
     return list(session.scalars(query))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -55,6 +56,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     away_until: Mapped[datetime | None]  # on leave: assignment skips them until then
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set per request when the user came with an API token that has scopes (not stored).
+    token_scopes: ClassVar[frozenset[str] | None] = None
 
     @property
     def is_admin(self) -> bool:

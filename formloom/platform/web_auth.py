@@ -31,6 +31,7 @@ def load_identity() -> None:
             auth.touch_token(token)
             db.commit()
             g.user, g.token, g.cause = token.user, token, auth.Cause.for_token(token)
+            g.user.token_scopes = frozenset(token.scopes) if token.scopes is not None else None
         return
     user_id = session.get("user_id")
     if user_id is not None:

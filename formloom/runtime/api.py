@@ -6,9 +6,9 @@ from flask import Blueprint, current_app, g, jsonify, request
 from formloom.platform.api_common import int_arg, iso, json_body, require
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
-from formloom.platform.models import App, ChangeLog, Record
+from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
-from formloom.runtime import catalog, listing, records
+from formloom.runtime import access, catalog, listing, records
 from formloom.runtime.fields import describe_types
 from formloom.runtime.labels import text_of
 
@@ -16,13 +16,17 @@ bp = Blueprint("runtime_api", __name__, url_prefix="/api/v1")
 
 
 def record_json(record: Record) -> dict:
+    """A record as the caller may see it: fields hidden from their role are left out."""
+    db = get_session()
+    rules = access.policy(db, g.user, db.get(App, record.app_id))
     return {"id": record.id, "entity": record.entity_key, "version": record.version,
-            "entity_version": record.entity_version, "title": record.title, "data": record.data,
+            "entity_version": record.entity_version, "title": record.title,
+            "data": rules.visible_data(record.entity_key, record.data),
             "owner_id": record.owner_id, "created_at": iso(record.created_at),
             "updated_at": iso(record.updated_at), "deleted": record.deleted_at is not None}
 
 
-def change_json(change: ChangeLog) -> dict:
+def change_json(change: records.HistoryEntry) -> dict:
     return {"id": change.id, "action": change.action, "record_version": change.record_version,
             "entity_version": change.entity_version, "changes": change.diff, "actor_id": change.actor_id,
             "cause": {"kind": change.cause_kind, "ref": change.cause_ref}, "at": iso(change.at),
@@ -132,7 +136,7 @@ def records_history(app_key: str, entity_key: str, record_id: int):
 @login_required
 def app_get(app_key: str):
     app = _app(app_key, Action.VIEW_APP)
-    entities = [{"key": k, "label": text_of(catalog.entity(get_session(), app, k).body["label"],
-                                             request.args.get("locale", "en"))}
-                for k in catalog.entity_keys(get_session(), app)]
+    db = get_session()
+    entities = [{"key": k, "label": text_of(catalog.entity(db, app, k).body["label"], request.args.get("locale", "en"))}
+                for k in access.policy(db, g.user, app).readable_entities(catalog.entity_keys(db, app))]
     return jsonify({**app_json(app), "entities": entities})

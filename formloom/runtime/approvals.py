@@ -150,9 +150,16 @@ def get_request(session: Session, user: User, request_id: int) -> ApprovalReques
 
 
 def _may_see(session: Session, user: User, req: ApprovalRequest) -> bool:
+    """The requester, its approvers, and those who may read the record it is about."""
     if user.id == req.requested_by or any(t.user_id == user.id for t in req.tasks):
         return True
-    return can(session, user, Action.READ_RECORDS, session.get(App, req.app_id))
+    app = session.get(App, req.app_id)
+    if not can(session, user, Action.READ_RECORDS, app):
+        return False
+    from formloom.runtime import access
+
+    record = session.get(Record, req.record_id)
+    return record is not None and access.policy(session, user, app).permits(session, record)
 
 
 def current_tasks(req: ApprovalRequest) -> list[ApprovalTask]:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from formloom.platform.auth import Action, authorize
 from formloom.platform.db import json_value
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, Record, Team, TeamMember, User
+from formloom.platform.models import App, Record, User
+from formloom.runtime import access
 from formloom.runtime.pipelines import Pipeline, Stage
 
 CARDS_PER_COLUMN = 50
@@ -80,19 +81,15 @@ def _date(args, name: str) -> date | None:
         raise BoardError(f"Parameter '{name}' must be a date written YYYY-MM-DD, got '{raw}'.") from None
 
 
-def team_user_ids(session: Session, user: User) -> set[int]:
-    """The user and everyone in the teams they belong to or manage."""
-    teams = select(TeamMember.team_id).where(TeamMember.user_id == user.id).union(
-        select(Team.id).where(Team.manager_id == user.id))
-    return {user.id} | set(session.scalars(select(TeamMember.user_id).where(TeamMember.team_id.in_(teams))))
-
-
 def _conditions(session: Session, user: User, app: App, pipeline: Pipeline, flt: BoardFilter) -> list:
-    where = [Record.app_id == app.id, Record.entity_key == pipeline.entity_key, Record.deleted_at.is_(None)]
+    rules = access.policy(session, user, app)
+    rules.require(pipeline.entity_key, access.RecordAction.READ)
+    where = [Record.app_id == app.id, Record.entity_key == pipeline.entity_key, Record.deleted_at.is_(None),
+             rules.scope(pipeline.entity_key)]
     if flt.scope is Scope.MINE:
         where.append(Record.owner_id == user.id)
     elif flt.scope is Scope.TEAM:
-        where.append(Record.owner_id.in_(sorted(team_user_ids(session, user))))
+        where.append(Record.owner_id.in_(sorted(rules.team_ids)))
     if flt.owner_id is not None:
         where.append(Record.owner_id == flt.owner_id)
     if pipeline.date_field:
@@ -118,8 +115,10 @@ def load(session: Session, user: User, app: App, pipeline: Pipeline, flt: BoardF
     authorize(session, user, Action.READ_RECORDS, app)
     where = _conditions(session, user, app, pipeline, flt)
     stage = json_value(Record.data, pipeline.stage_field)
+    shown_amount = pipeline.amount_field and pipeline.amount_field not in access.policy(
+        session, user, app).hidden(pipeline.entity_key)
     amount = (func.coalesce(func.sum(json_value(Record.data, pipeline.amount_field, numeric=True)), 0)
-              if pipeline.amount_field else func.count() * 0)
+              if shown_amount else func.count() * 0)
     totals = {key: (count, float(total or 0)) for key, count, total in
               session.execute(select(stage, func.count(), amount).where(*where).group_by(stage))}
     columns = []

@@ -93,6 +93,7 @@ def forget(session: Session) -> None:
     session.info.pop(MEMO, None)
     session.info.pop("formloom.pipelines", None)
     session.info.pop("formloom.rules", None)
+    session.info.pop("formloom.policies", None)
 
 
 def entity_keys(session: Session, app: App) -> list[str]:

@@ -9,18 +9,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import math
 import mimetypes
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from formloom.platform.auth import Action, authorize
 from formloom.platform.errors import FormloomError, NotFound
-from formloom.platform.models import App, StoredFile, User
+from formloom.platform.models import App, Record, StoredFile, User
 from formloom.platform.storage import Storage
 from formloom.runtime.fields import ID_LIMIT, ascii_digits
 
@@ -207,12 +208,44 @@ def _store(session: Session, storage: Storage, app: App, user: User | None, name
 
 
 def get_file(session: Session, user: User | None, app: App, file_id: int) -> StoredFile:
-    """The file ``file_id`` of ``app``, if ``user`` may read the app's records."""
+    """The file ``file_id`` of ``app``, if ``user`` uploaded it or may read a record holding it.
+
+    A file held only in a field hidden from the user, or by records outside their scope, is
+    as missing to them as a file that does not exist (404, the same answer).
+    """
     authorize(session, user, Action.READ_RECORDS, app)
     stored = session.get(StoredFile, file_id) if 1 <= file_id <= 2**31 - 1 else None
-    if stored is None or stored.app_id != app.id:
+    if stored is None or stored.app_id != app.id or not _may_read(session, user, app, stored):
         raise NotFound(f"App '{app.key}' has no file {file_id}.")
     return stored
+
+
+def _may_read(session: Session, user: User, app: App, stored: StoredFile) -> bool:
+    from formloom.runtime import access, catalog
+    from formloom.runtime.fields import FILE_TYPES
+
+    rules = access.policy(session, user, app)
+    if rules.superuser or stored.created_by == user.id:
+        return True
+    for entity_key in rules.readable_entities(catalog.entity_keys(session, app)):
+        hidden = rules.hidden(entity_key)
+        for spec in catalog.entity(session, app, entity_key).fields:
+            if spec.type.name in FILE_TYPES and spec.key not in hidden and session.scalar(
+                    select(Record.id).where(Record.app_id == app.id, Record.entity_key == entity_key,
+                                            Record.deleted_at.is_(None), rules.scope(entity_key),
+                                            _holds_file(session, spec.key, stored.id)).limit(1)) is not None:
+                return True
+    return False
+
+
+def _holds_file(session: Session, key: str, file_id: int):
+    """``data[key]`` (a list of ``{"id": ...}`` objects) holds the file ``file_id``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return text(f"coalesce((records.data -> '{key}') @> CAST(:f AS jsonb), false)").bindparams(
+            bindparam("f", json.dumps([{"id": file_id}]), unique=True))
+    each = func.json_each(Record.data, f"$.{key}").table_valued("value")
+    return exists(select(literal_column("1")).select_from(each).where(
+        func.json_extract(each.c.value, "$.id") == file_id))
 
 
 def file_value(stored: StoredFile) -> dict:

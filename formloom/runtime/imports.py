@@ -20,7 +20,7 @@ from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import json_value
 from formloom.platform.errors import FormloomError
 from formloom.platform.models import App, CauseKind, Record, User
-from formloom.runtime import catalog, records
+from formloom.runtime import access, catalog, records
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.labels import LOCALES, text_of
 
@@ -93,9 +93,12 @@ def _values(entity: CompiledEntity, row: Mapping[str, str], mapping: Mapping[str
 def import_rows(session: Session, user: User, app: App, entity_key: str, rows: list[dict[str, str]], *,
                 match: str | None = None, locale: str = "en") -> ImportReport:
     """Create or update one record per row; keep them only if every row succeeds."""
-    authorize(session, user, Action.CREATE_RECORD, app)
+    authorize(session, user, Action.IMPORT_RECORDS, app)
     entity = catalog.entity(session, app, entity_key)
-    if match is not None and (match not in entity.by_key or entity.by_key[match].type.name not in MATCH_TYPES):
+    rules = access.policy(session, user, app)
+    rules.require(entity.key, access.RecordAction.IMPORT)
+    if match is not None and (match not in entity.by_key or match in rules.hidden(entity.key)
+                              or entity.by_key[match].type.name not in MATCH_TYPES):
         raise FormloomError(f"Records can be matched by a text, e-mail, phone, URL, number or serial field of "
                             f"{entity.key}; '{match}' is not one.")
     report = ImportReport(batch=uuid.uuid4().hex[:12])
@@ -106,7 +109,7 @@ def import_rows(session: Session, user: User, app: App, entity_key: str, rows: l
         values = _values(entity, row, mapping)
         try:
             with session.begin_nested():
-                existing = _existing(session, app, entity, match, values.get(match)) if match else None
+                existing = _existing(session, rules, entity, match, values.get(match)) if match else None
                 if existing is None:
                     records.create(session, user, cause, app, entity_key, values, locale=locale)
                     report.created += 1
@@ -123,7 +126,9 @@ def import_rows(session: Session, user: User, app: App, entity_key: str, rows: l
     return report
 
 
-def _existing(session: Session, app: App, entity: CompiledEntity, key: str, value: str | None) -> Record | None:
+def _existing(session: Session, rules: access.Policy, entity: CompiledEntity, key: str,
+              value: str | None) -> Record | None:
+    """The record to update: among those the importer may update, the first with the value."""
     if not value:
         return None
     numeric = entity.by_key[key].type.name == "integer"
@@ -132,5 +137,6 @@ def _existing(session: Session, app: App, entity: CompiledEntity, key: str, valu
     except ValueError:
         return None
     return session.scalar(select(Record).where(
-        Record.app_id == app.id, Record.entity_key == entity.key, Record.deleted_at.is_(None),
+        Record.app_id == rules.app.id, Record.entity_key == entity.key, Record.deleted_at.is_(None),
+        rules.scope(entity.key, access.RecordAction.UPDATE),
         json_value(Record.data, key, numeric=numeric) == wanted).order_by(Record.id).limit(1))

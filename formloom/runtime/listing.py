@@ -18,6 +18,8 @@ from formloom.platform.auth import Action, authorize
 from formloom.platform.db import json_value
 from formloom.platform.errors import FormloomError
 from formloom.platform.models import App, Record, User
+from formloom.runtime import access
+from formloom.runtime.access import RecordAction
 from formloom.runtime.compiler import CompiledEntity, RecordValidator
 from formloom.runtime.fields import CoercionError
 
@@ -180,7 +182,10 @@ def _after(sort_expr: ColumnElement, descending: bool, value: Any, record_id: in
 def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
                  query: ListQuery) -> Page:
     authorize(session, user, Action.READ_RECORDS, app)
-    conditions = [Record.app_id == app.id, Record.entity_key == entity.key,
+    rules = access.policy(session, user, app)
+    rules.require(entity.key, RecordAction.READ)
+    _refuse_hidden(rules, entity, query)
+    conditions = [Record.app_id == app.id, Record.entity_key == entity.key, rules.scope(entity.key),
                   Record.deleted_at.is_not(None) if query.deleted else Record.deleted_at.is_(None)]
     if "\x00" in query.search:
         raise ListError("The search text contains a NUL character (U+0000); remove it.")
@@ -207,6 +212,17 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
     return Page(rows, total or 0, next_cursor)
 
 
+def _refuse_hidden(rules: access.Policy, entity: CompiledEntity, query: ListQuery) -> None:
+    """Filtering or sorting on a hidden field would tell its values: it is as if it did not exist."""
+    hidden = rules.hidden(entity.key)
+    for flt in query.filters:
+        if flt.key in hidden:
+            raise ListError(f"Cannot filter on '{flt.key}': {entity.key} has no such field.")
+    sort_key = query.sort.lstrip("-")
+    if sort_key in hidden:
+        raise ListError(f"Cannot sort by '{sort_key}'; sort by another field.")
+
+
 def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
            limit: int = 20, include_ids: list[int] | None = None,
            where: Mapping[str, Any] | None = None) -> list[tuple[int, str]]:
@@ -216,7 +232,11 @@ def lookup(session: Session, user: User, app: App, entity_key: str, search: str,
     ``filter``: products of the chosen category); the keys must be validated field keys.
     """
     authorize(session, user, Action.READ_RECORDS, app)
-    base = [Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None)]
+    rules = access.policy(session, user, app)
+    if not rules.allows(entity_key, RecordAction.READ):
+        return []
+    base = [Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None),
+            rules.scope(entity_key)]
     matching = [field_equals(session, key, value) for key, value in (where or {}).items()]
     search = search.replace("\x00", "")
     pattern = f"%{_escape_like(search.strip().lower())}%"
@@ -241,9 +261,17 @@ def field_equals(session: Session, key: str, value: Any) -> ColumnElement:
     return json_value(Record.data, key) == (int(value) if isinstance(value, bool) else value)
 
 
-def titles(session: Session, ids: set[int]) -> dict[int, str]:
+def titles(session: Session, ids: set[int], rules: access.Policy | None = None) -> dict[int, str]:
+    """Titles of records by id; with ``rules``, only of records the user may read (others: "#id")."""
     if not ids:
         return {}
-    rows = session.execute(select(Record.id, Record.title).where(Record.id.in_(list(ids))))
-    return {rid: title or f"#{rid}" for rid, title in rows}
+    query = select(Record.id, Record.title, Record.entity_key).where(Record.id.in_(list(ids)))
+    if rules is None:
+        return {rid: title or f"#{rid}" for rid, title, _ in session.execute(query)}
+    found = {}
+    for entity_key in {row.entity_key for row in session.execute(query)}:
+        if rules.allows(entity_key, RecordAction.READ):
+            found.update((rid, title) for rid, title, _ in session.execute(query.where(
+                Record.entity_key == entity_key, Record.app_id == rules.app.id, rules.scope(entity_key))))
+    return {rid: found.get(rid) or f"#{rid}" for rid in ids}
 

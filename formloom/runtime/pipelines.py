@@ -492,11 +492,16 @@ def pipeline_stats(session: Session, user: User, app: App, pipeline: Pipeline, n
     A record converts from an open stage when it later entered any stage further along the
     pipeline that is not lost (won counts); lost stages end the funnel.
     """
+    from formloom.runtime import access
+
     authorize(session, user, Action.READ_RECORDS, app)
+    rules = access.policy(session, user, app)
+    rules.require(pipeline.entity_key, access.RecordAction.READ)
     rows = session.execute(
         select(StageVisit.record_id, StageVisit.stage, StageVisit.entered_at, StageVisit.left_at)
         .join(Record, Record.id == StageVisit.record_id)
-        .where(StageVisit.app_id == app.id, StageVisit.pipeline_key == pipeline.key, Record.deleted_at.is_(None))
+        .where(StageVisit.app_id == app.id, StageVisit.pipeline_key == pipeline.key, Record.deleted_at.is_(None),
+               rules.scope(pipeline.entity_key))
         .order_by(StageVisit.record_id, StageVisit.entered_at, StageVisit.id)).all()
     stats = {s.key: StageStats(s) for s in pipeline.stages}
     reached: dict[int, list[int]] = {}  # record -> stage indexes entered, in order

@@ -123,8 +123,8 @@ def pipeline_board(app_key: str, key: str):
 
 
 def _card(record: Record) -> dict:
-    return {"id": record.id, "title": record.title, "version": record.version, "owner_id": record.owner_id,
-            "data": record.data, "updated_at": iso(record.updated_at)}
+    return {key: value for key, value in record_json(record).items()
+            if key in ("id", "title", "version", "owner_id", "data", "updated_at")}
 
 
 # --- approvals -------------------------------------------------------------------------------

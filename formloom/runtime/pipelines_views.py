@@ -1,6 +1,8 @@
 """The reps' pipeline pages: the kanban board, moving a record, stage statistics and approvals."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -64,9 +66,15 @@ def board_page(app_key: str, key: str):
     from formloom.runtime.views import display_context
 
     cards = [r for c in loaded.columns for r in c.cards]
-    ctx = display_context(entity, [r.data for r in cards], {r.owner_id for r in cards if r.owner_id})
+    from formloom.runtime.views import rules_of
+
+    rules = rules_of(app)
+    entity = rules.visible_entity(entity)
+    ctx = display_context(entity, [r.data for r in cards], {r.owner_id for r in cards if r.owner_id}, rules)
     card_specs = [entity.by_key[k] for k in pipeline.card_fields if k in entity.by_key]
     amount_spec = entity.by_key.get(pipeline.amount_field) if pipeline.amount_field else None
+    if pipeline.amount_field and amount_spec is None:
+        pipeline = replace(pipeline, amount_field=None)  # hidden from this role: no amounts on cards
     return render_template("board.html", app=app, pipeline=pipeline, entity=entity, board=loaded, flt=flt,
                            owners=members(db, app), ctx=ctx, card_specs=card_specs, amount_spec=amount_spec,
                            error=error, nav=_nav(app), args=request.args,

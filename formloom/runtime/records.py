@@ -6,10 +6,11 @@ user and never look at the request.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -18,7 +19,8 @@ from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import json_value, utcnow
 from formloom.platform.errors import Conflict, NotFound, VersionConflict
 from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
-from formloom.runtime import catalog, events, pipelines, serials
+from formloom.runtime import access, catalog, events, pipelines, serials
+from formloom.runtime.access import RecordAction
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.rules import EventKind
@@ -28,19 +30,28 @@ TITLE_MAX = 500
 
 
 class DatabaseResolver:
-    """Checks members and related records against the database, within one app."""
+    """Checks members and related records against the database, within one app.
 
-    def __init__(self, session: Session, app: App):
+    With a ``user`` (not a superuser of the app), a record may only refer to records that user
+    may read, and only to files they uploaded or that ``kept_files`` (the record's own) holds:
+    ids are guessable, and a reference must not become a way to read what one may not.
+    """
+
+    def __init__(self, session: Session, app: App, user: User | None = None, kept_files: Iterable[int] = ()):
         self.session = session
         self.app = app
+        rules = access.policy(session, user, app) if user is not None else None
+        self.rules = None if rules is None or rules.superuser else rules
+        self.kept_files = set(kept_files)
 
     def existing_users(self, ids: Iterable[int]) -> set[int]:
         return set(self.session.scalars(select(User.id).where(User.id.in_(list(ids)), User.is_active)))
 
     def existing_records(self, entity_key: str, ids: Iterable[int]) -> set[int]:
+        readable = self.rules.scope(entity_key) if self.rules is not None else true()
         return set(self.session.scalars(select(Record.id).where(
             Record.id.in_(list(ids)), Record.app_id == self.app.id,
-            Record.entity_key == entity_key, Record.deleted_at.is_(None))))
+            Record.entity_key == entity_key, Record.deleted_at.is_(None), readable)))
 
     def record_values(self, entity_key: str, record_id: int) -> Mapping | None:
         record = self.session.get(Record, record_id)
@@ -63,7 +74,17 @@ class DatabaseResolver:
     def file_values(self, ids: Iterable[int]) -> dict[int, dict]:
         from formloom.runtime.files import existing_files, file_value
 
-        return {i: file_value(f) for i, f in existing_files(self.session, self.app.id, list(ids)).items()}
+        found = existing_files(self.session, self.app.id, list(ids))
+        return {i: file_value(f) for i, f in found.items()
+                if self.rules is None or i in self.kept_files or f.created_by == self.rules.user.id}
+
+
+def file_ids(entity: CompiledEntity, data: Mapping) -> set[int]:
+    """The ids of the files a record's file, image and signature fields hold."""
+    from formloom.runtime.fields import FILE_TYPES
+
+    return {i for spec in entity.fields if spec.type.name in FILE_TYPES
+            for i in spec.type.file_ids(data.get(spec.key) or [])}
 
 
 def title_of(entity: CompiledEntity, data: Mapping) -> str:
@@ -114,11 +135,14 @@ def create(session: Session, user: User, cause: Cause, app: App, entity_key: str
     """
     authorize(session, user, Action.CREATE_RECORD, app)
     entity = catalog.entity(session, app, entity_key)
+    rules = access.policy(session, user, app)
+    rules.require(entity.key, RecordAction.CREATE)
     situation = situation or Situation(user_id=user.id)
     # Fields the input does not mention start at their default (the HTML form shows it pre-filled).
     starting = {k: v for k, v in defaults(entity, situation).items() if k not in values}
-    data = validate_values(entity, {**starting, **values}, resolver=DatabaseResolver(session, app),
+    data = validate_values(entity, {**starting, **values}, resolver=DatabaseResolver(session, app, user),
                            locale=locale, situation=situation)
+    rules.refuse_locked_fields(entity.key, values, defaults(entity, situation), data)
     pipeline = pipelines.check_stage_change(session, app, entity, None, data, {}, situation, None, locale)
     now = situation.now
     for spec in entity.fields:
@@ -145,6 +169,7 @@ def get(session: Session, user: User, app: App, entity_key: str, record_id: int,
     if (record is None or record.app_id != app.id or record.entity_key != entity_key
             or (record.deleted_at is not None and not include_deleted)):
         raise NotFound(f"There is no {entity_key} record #{record_id}.")
+    access.policy(session, user, app).check(session, record, RecordAction.READ)  # 404 outside one's scope
     return record
 
 
@@ -160,6 +185,8 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     gate (``move`` carries what a move through :func:`pipelines.move` added).
     """
     authorize(session, user, Action.UPDATE_RECORD, app)
+    rules = access.policy(session, user, app)
+    rules.check(session, record, RecordAction.UPDATE)
     if record.deleted_at is not None:
         raise NotFound(f"{record.entity_key.capitalize()} #{record.id} is deleted; restore it first.")
     if record.version != expected_version:
@@ -168,8 +195,10 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     before = dict(record.data)
     situation = situation or Situation(user_id=user.id)
     situation.record_id = record.id
-    data = validate_values(entity, values, base=before, resolver=DatabaseResolver(session, app),
+    data = validate_values(entity, values, base=before,
+                           resolver=DatabaseResolver(session, app, user, file_ids(entity, before)),
                            locale=locale, situation=situation)
+    rules.refuse_locked_fields(entity.key, values, before, data)
     changes = diff(before, data)
     if not changes:
         return record
@@ -216,6 +245,7 @@ def version_conflict(session: Session, record: Record, expected_version: int) ->
 def delete(session: Session, user: User, cause: Cause, app: App, record: Record) -> Record:
     """Soft-delete: the record leaves lists and pickers, and can be restored with its values."""
     authorize(session, user, Action.DELETE_RECORD, app)
+    access.policy(session, user, app).check(session, record, RecordAction.DELETE)
     if record.deleted_at is None:
         record.deleted_at = utcnow()
         _log(session, record, ChangeAction.DELETE, {}, cause, record_version=record.version + 1)
@@ -226,6 +256,7 @@ def delete(session: Session, user: User, cause: Cause, app: App, record: Record)
 
 def restore(session: Session, user: User, cause: Cause, app: App, record: Record) -> Record:
     authorize(session, user, Action.DELETE_RECORD, app)
+    access.policy(session, user, app).check(session, record, RecordAction.DELETE)
     if record.deleted_at is not None:
         record.deleted_at = None
         _log(session, record, ChangeAction.RESTORE, {}, cause, record_version=record.version + 1)
@@ -234,7 +265,42 @@ def restore(session: Session, user: User, cause: Cause, app: App, record: Record
     return record
 
 
-def history(session: Session, user: User, app: App, record: Record) -> list[ChangeLog]:
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change-log row as a user may see it: values of fields hidden from them left out."""
+
+    id: int
+    action: str
+    record_version: int
+    entity_version: int
+    diff: dict
+    actor_id: int | None
+    cause_kind: str
+    cause_ref: str | None
+    at: datetime
+    detail: dict | None
+
+
+def history(session: Session, user: User, app: App, record: Record) -> list[HistoryEntry]:
     authorize(session, user, Action.READ_RECORDS, app)
-    return list(session.scalars(select(ChangeLog).where(ChangeLog.record_id == record.id)
-                                .order_by(ChangeLog.id.desc())))
+    rules = access.policy(session, user, app)
+    rules.check(session, record, RecordAction.READ)
+    hidden = rules.hidden(record.entity_key)
+    entries = []
+    for row in session.scalars(select(ChangeLog).where(ChangeLog.record_id == record.id)
+                               .order_by(ChangeLog.id.desc())):
+        visible = {k: v for k, v in row.diff.items() if k not in hidden}
+        if row.diff and not visible and row.action == ChangeAction.UPDATE.value:
+            continue  # a change of hidden fields only: no trace of it
+        entries.append(HistoryEntry(row.id, row.action, row.record_version, row.entity_version, visible,
+                                    row.actor_id, row.cause_kind, row.cause_ref, row.at,
+                                    _visible_detail(row.detail, hidden)))
+    return entries
+
+
+def _visible_detail(detail: dict | None, hidden: frozenset[str]) -> dict | None:
+    """An approval entry's detail without values of hidden fields (a gate's filled-in fields)."""
+    if not detail or not hidden:
+        return detail
+    return {k: ({f: x for f, x in v.items() if f not in hidden} if isinstance(v, dict) else v)
+            for k, v in detail.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import and_, false, func, or_, select
 
 from formloom.platform.api_common import BadRequest
 from formloom.platform.auth import Action, can, visible_apps
@@ -13,7 +13,7 @@ from formloom.platform.errors import Conflict, RecordValidationError, VersionCon
 from formloom.platform.models import App, Record, User
 from formloom.platform.storage import storage_for
 from formloom.platform.web_auth import login_required
-from formloom.runtime import catalog, files, listing, pipelines, records
+from formloom.runtime import access, catalog, files, listing, pipelines, records
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
@@ -37,8 +37,17 @@ def _app(app_key: str, action: Action = Action.VIEW_APP) -> App:
     return catalog.authorized_app(get_session(), g.user, app_key, action)
 
 
-def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: Iterable[int] = ()) -> DisplayContext:
-    """Names of the members and titles of the related records that ``rows`` mention."""
+def rules_of(app: App) -> access.Policy:
+    """The signed-in user's access policy in ``app``."""
+    return access.policy(get_session(), g.user, app)
+
+
+def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: Iterable[int] = (),
+                    rules: access.Policy | None = None) -> DisplayContext:
+    """Names of the members and titles of the related records that ``rows`` mention.
+
+    With ``rules``, related records the user may not read are named by their number only.
+    """
     user_ids, record_ids = set(extra_users), set()
     for data in rows:
         for spec in entity.fields:
@@ -54,7 +63,7 @@ def display_context(entity: CompiledEntity, rows: Iterable[dict], extra_users: I
     db = get_session()
     users = {uid: name for uid, name in db.execute(
         select(User.id, User.display_name).where(User.id.in_(user_ids)))} if user_ids else {}
-    return DisplayContext(current_locale(), users, listing.titles(db, record_ids))
+    return DisplayContext(current_locale(), users, listing.titles(db, record_ids, rules))
 
 
 @bp.route("/")
@@ -72,11 +81,13 @@ def home():
 def app_home(app_key: str):
     app = _app(app_key)
     db = get_session()
-    keys = catalog.entity_keys(db, app)
+    rules = rules_of(app)
+    keys = rules.readable_entities(catalog.entity_keys(db, app))
+    readable = or_(false(), *[and_(Record.entity_key == k, rules.scope(k)) for k in keys])
     counts = {key: n for key, n in db.execute(select(Record.entity_key, func.count()).where(
-        Record.app_id == app.id, Record.deleted_at.is_(None)).group_by(Record.entity_key))}
+        Record.app_id == app.id, Record.deleted_at.is_(None), readable).group_by(Record.entity_key))}
     entities = [catalog.entity(db, app, key) for key in keys]
-    recent = list(db.scalars(select(Record).where(Record.app_id == app.id, Record.deleted_at.is_(None))
+    recent = list(db.scalars(select(Record).where(Record.app_id == app.id, Record.deleted_at.is_(None), readable)
                              .order_by(Record.updated_at.desc(), Record.id.desc()).limit(8)))
     labels = {e.key: e.body["label"] for e in entities}
     return render_template("app_home.html", app=app, entities=entities, counts=counts, recent=recent,
@@ -86,7 +97,8 @@ def app_home(app_key: str):
 
 def _nav(app: App) -> list[tuple[str, dict | str]]:
     db = get_session()
-    return [(key, catalog.entity(db, app, key).body["label"]) for key in catalog.entity_keys(db, app)]
+    return [(key, catalog.entity(db, app, key).body["label"])
+            for key in rules_of(app).readable_entities(catalog.entity_keys(db, app))]
 
 
 @bp.route("/apps/<app_key>/<entity_key>/")
@@ -94,7 +106,9 @@ def _nav(app: App) -> list[tuple[str, dict | str]]:
 def record_list(app_key: str, entity_key: str):
     app = _app(app_key, Action.READ_RECORDS)
     db = get_session()
-    entity = catalog.entity(db, app, entity_key)
+    rules = rules_of(app)
+    rules.require(entity_key, access.RecordAction.READ)
+    entity = rules.visible_entity(catalog.entity(db, app, entity_key))
     page_size = current_app.config["PAGE_SIZE"]
     page_number = max(request.args.get("page", 1, type=int), 1)
     filter_fields = [f for f in entity.fields if f.type.name in ("select", "date", "user", "boolean")]
@@ -109,7 +123,7 @@ def record_list(app_key: str, entity_key: str):
         page = listing.list_records(db, g.user, app, entity, query)
     except listing.ListError as exc:
         error, page = exc.message, listing.Page([], 0, None)
-    ctx = display_context(entity, [r.data for r in page.records])
+    ctx = display_context(entity, [r.data for r in page.records], rules=rules)
     pages = max((page.total + page_size - 1) // page_size, 1)
     return render_template("record_list.html", app=app, entity=entity, page=page, columns=columns,
                            filter_fields=filter_fields, ctx=ctx, page_number=page_number, pages=pages,
@@ -122,7 +136,10 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
     """Show and handle the generated form for a new or an existing record."""
     db = get_session()
     form_key = request.args.get("form") or None
-    compiled = compile_form(entity, catalog.form_for(db, app, entity, form_key), current_locale())
+    rules = rules_of(app)
+    form_body = rules.visible_form(entity.key, catalog.form_for(db, app, entity, form_key))
+    entity = rules.visible_entity(entity)  # hidden fields are not sent to the browser at all
+    compiled = compile_form(entity, form_body, current_locale())
     situation = Situation(user_id=g.user.id, record_id=record.id if record else None,
                           extra_visibility=compiled.section_conditions)
     pipeline = pipelines.pipeline_for(db, app, entity.key)
@@ -162,9 +179,9 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
             errors = exc.field_messages() or {}
             flash(exc.message, "error")
         status = 409 if conflict else 422
-        shown = {**(record.data if record else {}), **values}
+        shown = rules.visible_data(entity.key, {**(record.data if record else {}), **values})
     else:
-        shown = record.data if record else defaults(entity, situation)
+        shown = rules.visible_data(entity.key, record.data if record else defaults(entity, situation))
         form = compiled.form_class(formdata=None, data=initial_data(entity, compiled, shown))
         bind_choices(db, g.user, app, entity, compiled, form, _lookup_url(app), translate("search"))
         errors, status = {}, 200
@@ -177,8 +194,8 @@ def _form_page(app: App, entity: CompiledEntity, record: Record | None):
                            pending=pipelines.pending_request(db, record) if stage_locked else None,
                            logic=form_logic(entity, compiled, g.user.id, situation),
                            locked={own for s in entity.fields if s.definition.get("fill_locked")
-                                   for own in s.definition.get("fill", {})},
-                           ctx=display_context(entity, [shown]), shown=shown), status
+                                   for own in s.definition.get("fill", {})} | rules.read_only(entity.key),
+                           ctx=display_context(entity, [shown], rules=rules), shown=shown), status
 
 
 def _lookup_url(app: App):
@@ -241,6 +258,7 @@ def form_logic(entity: CompiledEntity, compiled, user_id: int, situation: Situat
 @login_required
 def record_new(app_key: str, entity_key: str):
     app = _app(app_key, Action.CREATE_RECORD)
+    rules_of(app).require(entity_key, access.RecordAction.CREATE)
     return _form_page(app, catalog.entity(get_session(), app, entity_key), None)
 
 
@@ -250,6 +268,7 @@ def record_edit(app_key: str, entity_key: str, record_id: int):
     app = _app(app_key, Action.UPDATE_RECORD)
     db = get_session()
     record = records.get(db, g.user, app, entity_key, record_id)
+    rules_of(app).check(db, record, access.RecordAction.UPDATE)
     return _form_page(app, catalog.entity(db, app, entity_key), record)
 
 
@@ -259,16 +278,20 @@ def record_page(app_key: str, entity_key: str, record_id: int):
     app = _app(app_key, Action.READ_RECORDS)
     db = get_session()
     record = records.get(db, g.user, app, entity_key, record_id, include_deleted=True)
-    entity = catalog.entity(db, app, entity_key)
-    form_body = catalog.form_for(db, app, entity)
+    rules = rules_of(app)
+    full = catalog.entity(db, app, entity_key)
+    entity = rules.visible_entity(full)
+    form_body = rules.visible_form(entity.key, catalog.form_for(db, app, full))
     past_fields = catalog.field_definitions(db, app, entity_key)
     removed = [(past_fields.get(k, {"key": k, "label": k, "type": "text"}), v)
-               for k, v in record.data.items() if k not in entity.by_key]
+               for k, v in record.data.items() if k not in full.by_key]
     changes = records.history(db, g.user, app, record)
     actor_ids = {c.actor_id for c in changes if c.actor_id} | {record.owner_id} - {None}
-    ctx = display_context(entity, [record.data] + [_diff_side(c.diff, i) for c in changes for i in (0, 1)],
-                          actor_ids)
-    hidden = hidden_fields(entity, record.data, Situation(user_id=g.user.id, record_id=record.id))
+    shown = rules.visible_data(entity.key, record.data)
+    ctx = display_context(entity, [shown] + [_diff_side(c.diff, i) for c in changes for i in (0, 1)],
+                          actor_ids, rules)
+    hidden = hidden_fields(full, record.data, Situation(user_id=g.user.id, record_id=record.id)) | \
+        rules.hidden(entity.key)
     from formloom.runtime.pipelines_views import stage_panel
 
     stage = stage_panel(db, app, record)
@@ -320,9 +343,11 @@ def compute_preview(app_key: str, entity_key: str):
     """
     app = _app(app_key, Action.READ_RECORDS)
     db = get_session()
-    entity = catalog.entity(db, app, entity_key)
-    compiled = compile_form(entity, catalog.form_for(db, app, entity, request.args.get("form") or None),
-                            current_locale())
+    rules = rules_of(app)
+    full = catalog.entity(db, app, entity_key)
+    entity = rules.visible_entity(full)
+    compiled = compile_form(entity, rules.visible_form(entity.key, catalog.form_for(
+        db, app, full, request.args.get("form") or None)), current_locale())
     record_id = request.args.get("record", type=int)
     record = records.get(db, g.user, app, entity_key, record_id) if record_id else None
     form = compiled.form_class()
@@ -334,8 +359,9 @@ def compute_preview(app_key: str, entity_key: str):
                 values.pop(own, None)
     situation = Situation(user_id=g.user.id, record_id=record_id, extra_visibility=compiled.section_conditions)
     base = dict(record.data) if record else {}
-    document = preview(entity, values, base=base, resolver=records.DatabaseResolver(db, app), situation=situation)
-    ctx = display_context(entity, [document])
+    resolver = records.DatabaseResolver(db, app, g.user, records.file_ids(full, base))
+    document = preview(full, values, base=base, resolver=resolver, situation=situation)
+    ctx = display_context(entity, [document], rules=rules)
     out: dict = {"computed": {}, "filled": {}, "rows": {}}
     for key in compiled.keys:
         spec = entity.by_key[key]
@@ -360,7 +386,7 @@ def compute_preview(app_key: str, entity_key: str):
 def lookup(app_key: str, entity_key: str):
     """Search records of an entity by title, for relation pickers."""
     app = _app(app_key, Action.READ_RECORDS)
-    target = catalog.entity(get_session(), app, entity_key)
+    target = rules_of(app).visible_entity(catalog.entity(get_session(), app, entity_key))
     where = {}
     for name, raw in request.args.items():
         key = name[len("where."):] if name.startswith("where.") else None
@@ -388,6 +414,15 @@ def display_filter(value, spec_or_definition, ctx: DisplayContext) -> str:
     return field_type.display(value, definition, ctx) if field_type else str(value)
 
 
+def may(app: App, entity_key: str, action: str, record: Record | None = None) -> bool:
+    """For pages: whether the signed-in user may ``action`` (on ``record``, within their scope)."""
+    rules = rules_of(app)
+    wanted = access.RecordAction(action)
+    if record is None:
+        return rules.allows(entity_key, wanted)
+    return rules.permits(get_session(), record, wanted)
+
+
 @bp.app_context_processor
 def inject_helpers() -> dict:
-    return {"text_of": text_of, "locale": current_locale()}
+    return {"text_of": text_of, "locale": current_locale(), "may": may}
