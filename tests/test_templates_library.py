@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from datetime import date
 
@@ -181,11 +180,8 @@ def test_members_cannot_install(db, admin):
 
 def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, admin, crm):
     rep = make_user(db, "rep2", display_name="Rita Rep")
-    started = time.perf_counter()
     counts = load_demo_data(db, admin, crm, owners=[admin, rep], today=TODAY)
     db.commit()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10, f"demo data took {elapsed:.1f} s"
 
     stored = Counter(db.scalars(select(Record.entity_key).where(Record.app_id == crm.id)))
     assert counts == dict(stored)
