@@ -8,7 +8,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from formloom.platform import config, db
+from formloom.platform import config, db, idempotency
 from formloom.platform.errors import FormloomError
 
 csrf = CSRFProtect()
@@ -39,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_parts(app)
     _register_errors(app)
     app.before_request(_protect_csrf)
+    idempotency.init_app(app)  # after identity and CSRF: a key is claimed only for a checked request
     app.after_request(_security_headers)
     return app
 

@@ -12,6 +12,7 @@ DEFAULTS: dict = {
     "DEFAULT_LOCALE": "en",
     "PAGE_SIZE": 25,
     "API_PAGE_SIZE_MAX": 200,
+    "IDEMPOTENCY_TTL_HOURS": 24,  # how long an API POST's Idempotency-Key answers replays
     "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced in before_request (see app.py)
     "WTF_CSRF_TIME_LIMIT": None,
     "SESSION_COOKIE_HTTPONLY": True,
@@ -39,6 +40,7 @@ ENV_SETTINGS = {
     "SECRET_KEY": str,
     "DEFAULT_LOCALE": str,
     "PAGE_SIZE": int,
+    "IDEMPOTENCY_TTL_HOURS": float,
     "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
     "AUTOMATION": str,
     "AUTOMATION_POLL_SECONDS": float,

@@ -1,11 +1,17 @@
 """REST API for records (``/api/v1``): the same services and checks as the HTML pages."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from dataclasses import dataclass
 
-from formloom.platform.api_common import int_arg, iso, json_body, require
+from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from formloom.platform.api_common import BadRequest, int_arg, iso, json_body, require
+from formloom.platform.app import error_body
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
+from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
 from formloom.runtime import access, catalog, listing, records
@@ -13,6 +19,18 @@ from formloom.runtime.fields import describe_types
 from formloom.runtime.labels import text_of
 
 bp = Blueprint("runtime_api", __name__, url_prefix="/api/v1")
+
+BATCH_MAX = 100  # items per batch call, creates and updates together
+
+
+class BatchInvalid(FormloomError):
+    http_status = 422
+    code = "batch_invalid"
+
+
+class BatchFailed(FormloomError):
+    http_status = 422
+    code = "batch_failed"
 
 
 def record_json(record: Record) -> dict:
@@ -78,6 +96,107 @@ def records_create(app_key: str, entity_key: str):
     record = records.create(db, g.user, g.cause, app, entity_key, data, locale=request.args.get("locale", "en"))
     db.commit()
     return jsonify(record_json(record)), 201
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    op: str  # "create" or "update"
+    index: int  # its place in the request's "create" or "update" list
+    body: object
+
+
+@bp.post("/apps/<app_key>/records/<entity_key>/batch")
+@login_required
+def records_batch(app_key: str, entity_key: str):
+    """Create and update up to BATCH_MAX records, each as its single call would; 200 with one result each.
+
+    Each item runs in a SAVEPOINT of its own: a failed item leaves no trace (record, change log,
+    events) and the others are kept. With ``"atomic": true`` one failure undoes them all (422).
+    """
+    app = _app(app_key, Action.VIEW_APP)  # each item checks its own permission, as its single call does
+    body = json_body()
+    items, atomic = _batch_items(body)
+    db = get_session()
+    catalog.entity(db, app, entity_key)  # an unknown entity is one 404, not one per item
+    locale = request.args.get("locale", "en")
+    results = [_batch_item(db, app, entity_key, item, locale) for item in items]
+    failed = sum(1 for r in results if "error" in r)
+    if atomic and failed:
+        db.rollback()
+        message = (f"{failed} of {len(results)} item{'s' if len(results) != 1 else ''} failed, so nothing was "
+                   f"saved (the batch is atomic); correct the items with an error and send the batch again.")
+        return jsonify({**error_body(BatchFailed.code, message), "results": [_not_saved(r) for r in results],
+                        "created": 0, "updated": 0, "failed": failed}), BatchFailed.http_status
+    db.commit()
+    return jsonify({"results": results, "created": sum(1 for r in results if r["status"] == 201),
+                    "updated": sum(1 for r in results if r["op"] == "update" and r["status"] == 200),
+                    "failed": failed})
+
+
+def _batch_items(body: dict) -> tuple[list[BatchItem], bool]:
+    """The items in request order (creates, then updates) and whether the batch is atomic."""
+    hint = 'send {"create": [{"data": {...}}, ...], "update": [{"id": n, "version": v, "data": {...}}, ...]}'
+    lists = {op: body.get(op, []) for op in ("create", "update")}
+    for op, value in lists.items():
+        if not isinstance(value, list):
+            raise BatchInvalid(f"'{op}' must be a list of items: {hint}.")
+    atomic = body.get("atomic", False)
+    if not isinstance(atomic, bool):
+        raise BatchInvalid("'atomic' must be true or false.")
+    total = sum(len(v) for v in lists.values())
+    if total == 0:
+        raise BatchInvalid(f"The batch has no items: {hint}.")
+    if total > BATCH_MAX:
+        raise BatchInvalid(f"A batch holds at most {BATCH_MAX} items (creates and updates together); this one "
+                           f"has {total}. Split it into several calls.")
+    return [BatchItem(op, i, item) for op, value in lists.items() for i, item in enumerate(value)], atomic
+
+
+def _batch_item(db: Session, app: App, entity_key: str, item: BatchItem, locale: str) -> dict:
+    """Run one item in a SAVEPOINT; its result, or its error as the single call would answer it."""
+    savepoint = db.begin_nested()
+    try:
+        status, record = _apply_item(db, app, entity_key, item, locale)
+        savepoint.commit()
+        return {"index": item.index, "op": item.op, "status": status, "record": record_json(record)}
+    except FormloomError as exc:
+        if not savepoint.is_active:
+            # The service rolled back the whole transaction (a concurrent write it could not
+            # recover from inside it): the items before this one are gone too.
+            raise Conflict(f"{item.op.capitalize()} item {item.index} met a change made by another request at "
+                           f"the same time, and nothing of this batch was saved; send the batch again (with a "
+                           f"new Idempotency-Key if you sent one).") from exc
+        savepoint.rollback()
+        error = error_body(exc.code, exc.message, exc.field_messages(), **exc.extra())["error"]
+        return {"index": item.index, "op": item.op, "status": exc.http_status, "error": error}
+
+
+def _apply_item(db: Session, app: App, entity_key: str, item: BatchItem, locale: str) -> tuple[int, Record]:
+    where = f"{item.op.capitalize()} item {item.index}"
+    if not isinstance(item.body, dict):
+        raise BadRequest(f"{where} must be an object.")
+    if item.op == "create":
+        data = require(item.body, "data", dict, f'{where}: send {{"data": {{"<field key>": <value>, ...}}}}')
+        return 201, records.create(db, g.user, g.cause, app, entity_key, data, locale=locale)
+    record_id = require(item.body, "id", int, f"{where}: send the id of the record to change")
+    version = require(item.body, "version", int, f"{where}: send the record version you edited, as returned by GET")
+    data = require(item.body, "data", dict, f'{where}: send {{"id": n, "version": v, "data": {{...}}}}')
+    record = records.get(db, g.user, app, entity_key, record_id)
+    # Lock the row and re-read its version (PostgreSQL; SQLite's writer already holds the
+    # database): a concurrent change then shows as this item's version conflict, instead of a
+    # failed UPDATE that the service answers by rolling back the whole batch.
+    db.scalar(select(Record).where(Record.id == record.id).with_for_update()
+              .execution_options(populate_existing=True))
+    return 200, records.update(db, g.user, g.cause, app, record, data, version, locale=locale)
+
+
+def _not_saved(result: dict) -> dict:
+    """An item of a failed atomic batch that had no error of its own: valid, but undone."""
+    if "error" in result:
+        return result
+    return {"index": result["index"], "op": result["op"], "status": 424, "error": {
+        "code": "not_saved", "message": "This item was valid but is not saved, because another item of "
+                                        "this atomic batch failed."}}
 
 
 @bp.get("/apps/<app_key>/records/<entity_key>/<int:record_id>")
