@@ -24,7 +24,7 @@ from formloom.templates_library.demo import load_demo_data
 from tests.conftest import bearer
 from tests.factories import company_body, make_user
 
-CRM_COUNTS = {"entity": 4, "form": 4, "pipeline": 1, "rule": 6}
+CRM_COUNTS = {"entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
 
 
 @pytest.fixture
@@ -270,7 +270,7 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "4 entities, 4 forms, 1 pipeline, 6 rules"
+    assert bundles.describe_counts(CRM_COUNTS) == "4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition"
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -360,7 +360,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 4 entities, 4 forms, 1 pipeline, 6 rules.\n"
+    assert exported.stdout == f"Exported app 'crm' to {target}: 4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition.\n"
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -372,7 +372,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 4 entities, 4 forms, 1 pipeline, 6 rules.\n"
+    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition.\n"
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 

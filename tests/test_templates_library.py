@@ -125,10 +125,10 @@ def test_entities_have_the_fields_asked_for():
 def test_install_publishes_four_entities_four_forms_the_pipeline_and_the_app(db, admin, crm):
     assert crm.key == "crm" and crm.label == {"en": "CRM", "zh-CN": "客户关系管理"}
     rows = definitions.list_definitions(db, crm)
-    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1, "rule": 6}
+    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
     assert all(d.draft is None for d in rows)
     # Entities and forms at version 1; the app definition gains its navigation in version 2.
-    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("rule", 1), ("app", 2)}
+    assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("rule", 1), ("access", 1), ("app", 2)}
     template = load_template("crm")
     for body in [*template["entities"], *template["forms"], *template["pipelines"], *template["rules"]]:
         published = catalog.published_version(db, crm, body["kind"], body["key"])
@@ -217,9 +217,12 @@ def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, 
     assert set(per_customer.values()) <= {1, 2, 3} and len(per_customer) == 40
     per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "opportunity")
     assert set(per_customer.values()) <= {1, 2} and len(per_customer) == 40
-    # The actor creates every record; an opportunity belongs to the user in its owner field.
-    assert {r.owner_id for r in by_id.values() if r.entity_key != "opportunity"} == {admin.id}
-    assert all(r.owner_id == r.data["owner"] for r in by_id.values() if r.entity_key == "opportunity")
+    # The actor creates every record; customers, opportunities and follow-ups belong to the user
+    # in their owner field (what the access definition's "own" scope goes by).
+    assert {r.owner_id for r in by_id.values() if r.entity_key == "contact"} == {admin.id}
+    owner_fields = {"customer": "owner", "opportunity": "owner", "follow_up": "by"}
+    assert all(r.owner_id == r.data.get(owner_fields[r.entity_key], admin.id)
+               for r in by_id.values() if r.entity_key in owner_fields)
 
 
 def test_demo_data_is_deterministic(db, admin, crm):

@@ -25,10 +25,10 @@ from formloom.runtime import catalog
 
 FORMAT = 1
 # The kinds a bundle's ``definitions`` hold, in the order they are published.
-BUNDLE_KINDS = ("entity", "form", "pipeline", "rule")
+BUNDLE_KINDS = ("entity", "form", "pipeline", "rule", "access")
 TOP_LEVEL = ("formloom", "kind", "app", "definitions", "exported_at")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_PLURALS = {"entity": "entities"}
+_WORDS = {"entity": ("entity", "entities"), "access": ("access definition", "access definitions")}
 APP_PATH = "$.app"
 
 
@@ -239,7 +239,7 @@ def published_counts(session: Session, app: App) -> dict[str, int]:
 
 def describe_counts(counts: dict[str, int]) -> str:
     """``{"entity": 4, "rule": 1}`` -> ``4 entities, 1 rule`` (``no definitions`` when empty)."""
-    words = [f"{n} {kind if n == 1 else _PLURALS.get(kind, kind + 's')}" for kind, n in counts.items()]
+    words = [f"{n} {_WORDS.get(kind, (kind, kind + 's'))[n != 1]}" for kind, n in counts.items()]
     return ", ".join(words) or "no definitions"
 
 

@@ -72,8 +72,9 @@ def load_template(name: str) -> dict:
     position = {body["key"]: i for i, body in enumerate(ordered)}
     forms.sort(key=lambda f: (position.get(f.get("entity"), len(position)), f.get("key") != f.get("entity"),
                               str(f.get("key"))))
+    access = [_read_json(folder / "access.json")] if (folder / "access.json").exists() else []
     return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
-            "rules": rules}
+            "rules": rules, "access": access}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -121,7 +122,7 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
             definitions.save_draft(session, actor, app, "entity", body["key"], body)
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
-        for body in template["forms"] + template["pipelines"] + template["rules"]:
+        for body in template["forms"] + template["pipelines"] + template["rules"] + template["access"]:
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
     return app
