@@ -776,3 +776,21 @@ def test_without_the_csp_no_payload_runs_either(unguarded_page: Watched, name: s
         unguarded_page.page.evaluate("() => {" + editor.open_all + "}")
         shown = editor.shown(unguarded_page.seeded)
     unguarded_page.check(f"{name}, without the CSP", shown)
+
+
+def test_a_stored_address_that_is_not_a_web_address_is_shown_but_not_linked(admin_page: Watched, xss_app):
+    """The url field refuses such values; one stored anyway (an old row, a database edit) is not linked."""
+    value = next(p["payload"] for p in PAYLOADS if p["payload"].startswith("javascript:"))
+    db = new_session(xss_app)
+    try:
+        app = db.query(App).filter_by(key=APP).one()
+        rep = db.query(User).filter_by(username="rep").one()
+        record = records.create(db, rep, Cause.for_user(rep), app, "deal", {"name": "Stored as it was"})
+        record.data = {**record.data, "site": value}  # past the field's validation, as old data could be
+        db.commit()
+        record_id = record.id
+    finally:
+        db.close()
+    admin_page.visit(f"/apps/{APP}/deal/{record_id}")
+    admin_page.check("record page with a stored javascript: address", [value])
+    expect(admin_page.page.locator("[data-field='site'] dd a")).to_have_count(0)
