@@ -135,7 +135,7 @@ def entity_schemas(entity: CompiledEntity, prefix: str, locale: str) -> dict[str
                                  "entity_version": nullable(INT), "title": nullable(STR),
                                  "data": ref(f"{prefix}.Data"), "owner_id": nullable(INT),
                                  "created_at": DATE_TIME, "updated_at": nullable(DATE_TIME), "deleted": BOOL},
-                                description=f"A {label} record (record_json)."),
+                                description=f"{label}: a record (record_json)."),
     }
 
 
@@ -194,12 +194,12 @@ def entity_api(app: App, entity: CompiledEntity, pipeline: Pipeline | None, loca
     one = {"parameters": [RECORD_ID]}
     paths = {
         base: {
-            "get": {"operationId": f"{op}.list", "summary": f"List {label} records",
+            "get": {"operationId": f"{op}.list", "summary": f"{label}: list records",
                     "parameters": list_parameters(entity, page_max, locale),
                     "responses": {"200": json_response("A page of records.", obj({
                         "items": {"type": "array", "items": record}, "total": INT,
                         "next_cursor": nullable(STR)})), **errors(400, 403, 404)}},
-            "post": {"operationId": f"{op}.create", "summary": f"Create a {label} record",
+            "post": {"operationId": f"{op}.create", "summary": f"{label}: create a record",
                      "parameters": [LOCALE_PARAM],
                      "requestBody": json_body(obj({"data": ref(f"{prefix}.Create")})),
                      "responses": {"201": json_response("The new record.", record),
@@ -207,23 +207,23 @@ def entity_api(app: App, entity: CompiledEntity, pipeline: Pipeline | None, loca
         },
         base + "/{id}": {
             **one,
-            "get": {"operationId": f"{op}.get", "summary": f"One {label} record (deleted ones too)",
+            "get": {"operationId": f"{op}.get", "summary": f"{label}: one record (deleted ones too)",
                     "responses": {"200": json_response("The record.", record), **errors(403, 404)}},
-            "patch": {"operationId": f"{op}.update", "summary": f"Change a {label} record",
+            "patch": {"operationId": f"{op}.update", "summary": f"{label}: change a record",
                       "parameters": [LOCALE_PARAM],
                       "requestBody": json_body(obj({
                           "version": {**INT, "description": "The version you edited, as GET answered it."},
                           "data": ref(f"{prefix}.Patch")})),
                       "responses": {"200": json_response("The record as saved.", record),
                                     **errors(400, 403, 404, 409, 422)}},
-            "delete": {"operationId": f"{op}.delete", "summary": f"Delete a {label} record (it can be restored)",
+            "delete": {"operationId": f"{op}.delete", "summary": f"{label}: delete a record (it can be restored)",
                        "responses": {"200": json_response("The deleted record.", record), **errors(400, 403, 404)}},
         },
         base + "/{id}/restore": {**one, "post": {
-            "operationId": f"{op}.restore", "summary": f"Restore a deleted {label} record",
+            "operationId": f"{op}.restore", "summary": f"{label}: restore a deleted record",
             "responses": {"200": json_response("The restored record.", record), **errors(400, 403, 404)}}},
         base + "/{id}/history": {**one, "get": {
-            "operationId": f"{op}.history", "summary": f"Change log of a {label} record, newest first",
+            "operationId": f"{op}.history", "summary": f"{label}: a record's change log, newest first",
             "responses": {"200": json_response("The changes.", ref("ChangeList")), **errors(403, 404)}}},
     }
     if pipeline is not None:
@@ -240,7 +240,7 @@ def _pipeline_paths(pipeline: Pipeline, base: str, op: str, one: dict, record: d
                 ["status", "record"])
     return {
         base + "/{id}/transition": {**one, "post": {
-            "operationId": f"{op}.transition", "summary": f"Move a {label} record to a stage of {pipeline.key}",
+            "operationId": f"{op}.transition", "summary": f"{label}: move a record to a stage of {pipeline.key}",
             "parameters": [LOCALE_PARAM],
             "requestBody": json_body(obj({
                 "to": {"enum": stages, "description": "The stage to move to."},
@@ -251,7 +251,7 @@ def _pipeline_paths(pipeline: Pipeline, base: str, op: str, one: dict, record: d
                           "202": json_response("Waiting for approval.", moved),
                           **errors(400, 403, 404, 409, 422)}}},
         base + "/{id}/stages": {**one, "get": {
-            "operationId": f"{op}.stages", "summary": f"Stage history of a {label} record",
+            "operationId": f"{op}.stages", "summary": f"{label}: a record's stage history",
             "parameters": [LOCALE_PARAM],
             "responses": {"200": json_response("Visits, time per stage, next stages.", ref("StageHistory")),
                           **errors(400, 403, 404)}}},

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from formloom.platform.api_common import int_arg, iso, json_body, require
+from formloom.platform.api_common import BadRequest, int_arg, iso, json_body, require
 from formloom.platform.auth import Action, visible_apps
 from formloom.platform.db import get_session
 from formloom.platform.models import App, ChangeLog, Record
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog, listing, records
-from formloom.runtime.fields import describe_types
+from formloom.runtime.fields import ID_LIMIT, describe_types
 from formloom.runtime.labels import text_of
 
 bp = Blueprint("runtime_api", __name__, url_prefix="/api/v1")
@@ -90,6 +90,8 @@ def records_patch(app_key: str, entity_key: str, record_id: int):
     app = _app(app_key, Action.UPDATE_RECORD)
     body = json_body()
     version = require(body, "version", int, "send the record version you edited, as returned by GET")
+    if not 1 <= version <= ID_LIMIT:  # beyond the database's integers: no record has it
+        raise BadRequest(f"'version' must be the record version you edited, as returned by GET, got {version}.")
     data = require(body, "data", dict, 'send {"version": <n>, "data": {"<field key>": <value>, ...}}')
     db = get_session()
     record = records.get(db, g.user, app, entity_key, record_id)
