@@ -1,7 +1,8 @@
 """Server errors found by running Schemathesis against the OpenAPI document (and their siblings).
 
 Each was a 500: a number beyond the database's integers reached a query (SQLite cannot bind it,
-PostgreSQL refuses it), or a value the code thought it had checked did not parse.
+PostgreSQL refuses it), a value the code thought it had checked did not parse, or text PostgreSQL
+cannot hold (NUL, a lone surrogate) reached it.
 """
 from __future__ import annotations
 
@@ -109,3 +110,29 @@ def test_member_cannot_read_the_rule_runs(client, db, crm, rep_headers, rep):
     db.commit()
     response = client.get(f"/api/v1/apps/crm/automation/runs?before={BEYOND}", headers=rep_headers)
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "a\udb65b"])
+@pytest.mark.parametrize("where", ["value", "key"])
+def test_draft_of_an_unknown_kind_with_unstorable_text_is_refused(client, crm, admin_headers, text, where):
+    body = {"x": text} if where == "value" else {text: {}}
+    raw = json.dumps(body)  # \u0000 and the lone surrogate as JSON escapes, as a client sends them
+    response = client.put("/api/v1/apps/crm/definitions/pipeline/draft_only", headers=admin_headers,
+                          data=raw, content_type="application/json")
+    assert response.status_code == 422 and error_code(response) == "definition_invalid"
+    assert "cannot be stored" in json.dumps(response.get_json()["error"]["fields"])
+    listed = client.get("/api/v1/apps/crm/definitions?kind=pipeline", headers=admin_headers).get_json()
+    assert "draft_only" not in [d["key"] for d in listed["items"]]
+
+
+def test_draft_of_an_unknown_kind_is_still_kept(client, crm, admin_headers):
+    response = client.put("/api/v1/apps/crm/definitions/pipeline/draft_only", headers=admin_headers,
+                          json={"x": "plain text"})
+    assert response.status_code == 200 and response.get_json()["valid"] is False
+
+
+@pytest.mark.parametrize("name", ["rule", "status"])
+def test_rule_runs_refuse_nul_in_text_filters(client, crm, admin_headers, name):
+    response = client.get(f"/api/v1/apps/crm/automation/runs?{name}=a%00b", headers=admin_headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == f"Parameter '{name}' contains a NUL character (U+0000); remove it."

@@ -139,7 +139,7 @@ SCHEMAS: dict[str, dict] = {
     "PipelineList": items_of(ref("Pipeline")),
     "Board": obj({"pipeline": ref("Pipeline"), "outside": {**INT, "description": "Records in no stage of it."},
                   "columns": {"type": "array", "items": obj({
-                      "stage": STR, "count": INT, "total": nullable({"type": ["number", "string"]}),
+                      "stage": STR, "count": INT, "total": NUM,
                       "cards": {"type": "array", "items": obj({
                           "id": INT, "title": nullable(STR), "version": INT, "owner_id": nullable(INT),
                           "data": ANY_OBJECT, "updated_at": DATE_TIME})}})}}),

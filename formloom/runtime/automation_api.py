@@ -64,12 +64,20 @@ def _id_arg(name: str) -> int | None:
     return int_arg(name, 0, 1, ID_LIMIT) or None
 
 
+def _text_arg(name: str) -> str | None:
+    """A text parameter; NUL cannot be compared with stored text (PostgreSQL refuses it)."""
+    value = request.args.get(name)
+    if value is not None and "\x00" in value:
+        raise BadRequest(f"Parameter '{name}' contains a NUL character (U+0000); remove it.")
+    return value
+
+
 @bp.get("/apps/<app_key>/automation/runs")
 @login_required
 def runs(app_key: str):
     """``?rule=&status=&record=&limit=&before=`` (newest first; ``before`` pages on)."""
     app = _admin_app(app_key)
-    found = list_runs(get_session(), app, request.args.get("rule"), request.args.get("status"),
+    found = list_runs(get_session(), app, _text_arg("rule"), _text_arg("status"),
                       _id_arg("record"), int_arg("limit", 50, 1, 200), _id_arg("before"))
     return jsonify({"items": [run_json(r, with_actions=False) for r in found],
                     "next_before": found[-1].id if found else None})
