@@ -8,10 +8,12 @@ from formloom.builder.keys import suggest_key
 from formloom.platform.api_common import BadRequest, iso, json_body, require
 from formloom.platform.auth import Action, authorize
 from formloom.platform.db import get_session
+from formloom.platform.errors import NotFound
 from formloom.platform.models import App, Definition, DefinitionVersion
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog
 from formloom.runtime.api import app_json
+from formloom.runtime.fields import ID_LIMIT
 
 bp = Blueprint("builder_api", __name__, url_prefix="/api/v1")
 
@@ -37,6 +39,13 @@ def version_json(version: DefinitionVersion, with_body: bool = True) -> dict:
     if with_body:
         out["body"] = version.body
     return out
+
+
+def _version_number(kind: str, key: str, number: int) -> int:
+    """``number``, when a version can have it (versions are 32-bit integers in the database)."""
+    if not 1 <= number <= ID_LIMIT:
+        raise NotFound(f"The {kind} '{key}' has no version {number}.")
+    return number
 
 
 def problems_json(problems) -> list[dict]:
@@ -174,7 +183,8 @@ KEY_FALLBACKS = ("field", "option", "stage", "app", "entity", "form", "rule", "p
 def definition_version(app_key: str, kind: str, key: str, number: int):
     app = _app(app_key, Action.READ_DEFINITIONS)
     db = get_session()
-    return jsonify(version_json(definitions.version(db, definitions.get(db, app, kind, key), number)))
+    definition = definitions.get(db, app, kind, key)
+    return jsonify(version_json(definitions.version(db, definition, _version_number(kind, key, number))))
 
 
 @bp.get("/apps/<app_key>/definitions/<kind>/<key>/diff")
@@ -189,8 +199,10 @@ def definition_diff(app_key: str, kind: str, key: str):
         raw = request.args.get(name) or ("draft" if name == "to" else str(definition.published_version or 0))
         if raw == "draft":
             sides.append(definitions.current_body(db, definition))
-        elif raw.isdigit():
-            sides.append(definitions.version(db, definition, int(raw)).body if int(raw) else None)
+        elif raw.isascii() and raw.isdigit():  # not '²': str.isdigit takes it, int() does not
+            number = int(raw)
+            sides.append(definitions.version(db, definition, _version_number(kind, key, number)).body
+                         if number else None)
         else:
             raise BadRequest(f"'{name}' must be a version number or 'draft'.")
     locale = request.args.get("locale", "en")
@@ -213,7 +225,7 @@ def definition_rollback(app_key: str, kind: str, key: str):
     """Publish an earlier version again as a new version: ``{"version": 3, "impact": {...}}``."""
     app = _app(app_key, Action.WRITE_DEFINITIONS)
     body = json_body()
-    number = require(body, "version", int, "the version number to return to")
+    number = _version_number(kind, key, require(body, "version", int, "the version number to return to"))
     choices = impact_choices(body)
     db = get_session()
     version = definitions.rollback(db, g.user, app, kind, key, number, impact_choices=choices)

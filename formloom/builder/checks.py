@@ -72,6 +72,9 @@ def check_definition(body: Any, ctx: AppContext) -> list[Problem]:
     """Return every problem of a definition, each with its JSON path; empty when it is sound."""
     if not isinstance(body, dict):
         return [Problem("$", "A definition must be a JSON object.")]
+    problems = list(_unstorable_text(body, "$"))
+    if problems:  # first: even a body of an unknown kind is kept as a draft, and must be storable
+        return problems
     kind = body.get("kind")
     if kind in KINDS_RESERVED:
         return [Problem("$.kind", f"Definitions of kind '{kind}' are not available in this release; "
@@ -79,9 +82,6 @@ def check_definition(body: Any, ctx: AppContext) -> list[Problem]:
     if kind not in KINDS_AVAILABLE:
         return [Problem("$.kind", f"Unknown kind {kind!r}; use one of: "
                                   f"{', '.join(KINDS_AVAILABLE + KINDS_RESERVED)}.")]
-    problems = list(_unstorable_text(body, "$"))
-    if problems:
-        return problems
     problems = list(_metaschema_problems(kind, body))
     problems.extend(CROSS_CHECKS[kind](body, ctx, {p.path for p in problems}))
     return _dedupe(problems)

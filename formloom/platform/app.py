@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_parts(app: Flask) -> None:
+    from formloom.api_docs import views as api_docs
     from formloom.builder import api as builder_api
     from formloom.builder import bundles_api
     from formloom.builder import views as builder_views
@@ -72,6 +73,7 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(pipelines_views.bp)
     app.register_blueprint(automation_api.bp)
     app.register_blueprint(automation_views.bp)
+    app.register_blueprint(api_docs.bp)
 
 
 def _protect_csrf() -> None:

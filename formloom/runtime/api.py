@@ -15,7 +15,7 @@ from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
 from formloom.runtime import access, catalog, listing, records
-from formloom.runtime.fields import describe_types
+from formloom.runtime.fields import ID_LIMIT, describe_types
 from formloom.runtime.labels import text_of
 
 bp = Blueprint("runtime_api", __name__, url_prefix="/api/v1")
@@ -213,6 +213,8 @@ def records_patch(app_key: str, entity_key: str, record_id: int):
     app = _app(app_key, Action.UPDATE_RECORD)
     body = json_body()
     version = require(body, "version", int, "send the record version you edited, as returned by GET")
+    if not 1 <= version <= ID_LIMIT:  # beyond the database's integers: no record has it
+        raise BadRequest(f"'version' must be the record version you edited, as returned by GET, got {version}.")
     data = require(body, "data", dict, 'send {"version": <n>, "data": {"<field key>": <value>, ...}}')
     db = get_session()
     record = records.get(db, g.user, app, entity_key, record_id)

@@ -14,6 +14,7 @@ from formloom.platform.errors import DefinitionError, NotFound
 from formloom.platform.models import App, Notification, RuleRun, WebhookDelivery
 from formloom.platform.web_auth import login_required
 from formloom.runtime import automation, catalog, dispatch, notifications
+from formloom.runtime.fields import ID_LIMIT
 
 bp = Blueprint("automation_api", __name__, url_prefix="/api/v1")
 
@@ -58,14 +59,26 @@ def get_run(db, app: App, run_id: int) -> RuleRun:
     return run
 
 
+def _id_arg(name: str) -> int | None:
+    """An id parameter (a record, a run), None when absent; ids beyond the database's integers are refused."""
+    return int_arg(name, 0, 1, ID_LIMIT) or None
+
+
+def _text_arg(name: str) -> str | None:
+    """A text parameter; NUL cannot be compared with stored text (PostgreSQL refuses it)."""
+    value = request.args.get(name)
+    if value is not None and "\x00" in value:
+        raise BadRequest(f"Parameter '{name}' contains a NUL character (U+0000); remove it.")
+    return value
+
+
 @bp.get("/apps/<app_key>/automation/runs")
 @login_required
 def runs(app_key: str):
     """``?rule=&status=&record=&limit=&before=`` (newest first; ``before`` pages on)."""
     app = _admin_app(app_key)
-    found = list_runs(get_session(), app, request.args.get("rule"), request.args.get("status"),
-                      request.args.get("record", type=int), int_arg("limit", 50, 1, 200),
-                      request.args.get("before", type=int))
+    found = list_runs(get_session(), app, _text_arg("rule"), _text_arg("status"),
+                      _id_arg("record"), int_arg("limit", 50, 1, 200), _id_arg("before"))
     return jsonify({"items": [run_json(r, with_actions=False) for r in found],
                     "next_before": found[-1].id if found else None})
 

@@ -21,7 +21,7 @@ from formloom.platform.models import App, Record, User
 from formloom.runtime import access
 from formloom.runtime.access import RecordAction
 from formloom.runtime.compiler import CompiledEntity, RecordValidator
-from formloom.runtime.fields import CoercionError
+from formloom.runtime.fields import ID_LIMIT, CoercionError
 
 META_SORTS = {"id": Record.id, "created_at": Record.created_at, "updated_at": Record.updated_at,
               "title": Record.title}
@@ -158,8 +158,12 @@ def _cursor_decode(cursor: str) -> tuple[Any, int]:
             value = datetime.fromisoformat(value["dt"])
         elif isinstance(value, dict) and "num" in value:
             value = Decimal(value["num"])
-        return value, int(record_id)
-    except (ValueError, TypeError, binascii.Error, KeyError):
+        record_id = int(record_id)
+        # Numbers beyond the database's integers are no position of any record (and fail to bind).
+        if not 1 <= record_id <= ID_LIMIT or (isinstance(value, int) and abs(value) > 2**63 - 1):
+            raise ValueError(record_id)
+        return value, record_id
+    except (ValueError, TypeError, binascii.Error, KeyError, ArithmeticError):
         raise ListError("The cursor is not valid; start again from the first page.") from None
 
 

@@ -10,6 +10,7 @@ from formloom.platform.models import Record, StageVisit
 from formloom.platform.web_auth import login_required
 from formloom.runtime import approvals, board, catalog, pipelines, records
 from formloom.runtime.api import record_json
+from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.labels import text_of
 from formloom.runtime.pipelines import MoveStatus, Pipeline
 
@@ -52,7 +53,8 @@ def transition(app_key: str, entity_key: str, record_id: int):
     if not isinstance(to, str) or not to:
         raise BadRequest("'to' is required: send the key of the stage to move to, like {\"to\": \"proposal\"}.")
     version = body.get("version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= ID_LIMIT):
         raise BadRequest("'version' must be the record version you saw, as a whole number.")
     checklist = body.get("checklist") or []
     if not isinstance(checklist, list) or not all(isinstance(i, str) for i in checklist):
