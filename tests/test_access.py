@@ -322,3 +322,13 @@ def test_files_are_read_only_through_records_one_may_read(client, db, world, adm
     file_id = uploaded.get_json()["id"]
     assert client.get(f"/apps/pipes/files/{file_id}/contract.pdf", headers=rep3).status_code == 200
     assert client.get(f"/apps/pipes/files/{file_id}/contract.pdf", headers=rep1).status_code == 404
+
+
+def test_the_openapi_document_shows_only_what_the_role_may_read(client, db, world):
+    east = client.get("/api/v1/openapi.json", headers=bearer(db, world["users"]["east"])).get_json()
+    assert "/api/v1/apps/pipes/records/deal" in east["paths"]
+    assert "/api/v1/apps/pipes/records/company" not in east["paths"]
+    rep = client.get("/api/v1/openapi.json", headers=bearer(db, world["users"]["rep1"])).get_json()
+    deal_data = next(v for k, v in rep["components"]["schemas"].items() if k.endswith("deal.Data"))
+    assert "lost_reason" not in deal_data["properties"] and "amount" in deal_data["properties"]
+    assert "lost_reason" not in str(rep)

@@ -8,7 +8,7 @@ from formloom.api_docs.entities import entity_api
 from formloom.api_docs.generic import TAGS, generic_paths
 from formloom.platform.auth import Action, can, visible_apps
 from formloom.platform.models import User
-from formloom.runtime import catalog, pipelines
+from formloom.runtime import access, catalog, pipelines
 from formloom.runtime.labels import text_of
 
 OPENAPI_VERSION = "3.1.0"
@@ -32,8 +32,9 @@ def build_document(session: Session, user: User, *, locale: str = "en", page_max
     for app in apps:
         if not can(session, user, Action.READ_RECORDS, app):
             continue
-        for key in catalog.entity_keys(session, app):
-            entity = catalog.entity(session, app, key)
+        rules = access.policy(session, user, app)
+        for key in rules.readable_entities(catalog.entity_keys(session, app)):
+            entity = rules.visible_entity(catalog.entity(session, app, key))  # no hidden field's name either
             part = entity_api(app, entity, pipelines.pipeline_for(session, app, key), locale, page_max)
             tags.append(part.tag)
             paths.update(part.paths)

@@ -205,9 +205,12 @@ class Policy:
         hidden = self.hidden(entity.key)
         if not hidden:
             return entity
+        schema = {**entity.schema,
+                  "properties": {k: v for k, v in entity.schema.get("properties", {}).items() if k not in hidden},
+                  "required": [k for k in entity.schema.get("required", []) if k not in hidden]}
         return replace(entity, fields=tuple(f for f in entity.fields if f.key not in hidden),
                        by_key={k: f for k, f in entity.by_key.items() if k not in hidden},
-                       kinds={k: v for k, v in entity.kinds.items() if k not in hidden})
+                       kinds={k: v for k, v in entity.kinds.items() if k not in hidden}, schema=schema)
 
     def visible_form(self, entity_key: str, form_body: Mapping) -> Mapping:
         """A form body without the items of hidden fields."""
