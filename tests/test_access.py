@@ -332,3 +332,24 @@ def test_the_openapi_document_shows_only_what_the_role_may_read(client, db, worl
     deal_data = next(v for k, v in rep["components"]["schemas"].items() if k.endswith("deal.Data"))
     assert "lost_reason" not in deal_data["properties"] and "amount" in deal_data["properties"]
     assert "lost_reason" not in str(rep)
+
+
+def test_webhook_payload_for_an_integration_role_leaves_out_its_hidden_fields(db, world, admin):
+    from formloom.runtime.access import redact_for_role
+
+    deal = records.get(db, admin, world["app"], "deal", world["deals"]["d1"])
+    as_rep = redact_for_role(db, world["app"], "rep", deal)
+    assert as_rep["data"]["amount"] == "1000.00" and "lost_reason" not in as_rep["data"]
+    as_manager = redact_for_role(db, world["app"], "manager", deal)
+    assert as_manager["data"]["lost_reason"] == "private note 1"
+    # A role with no read on deals, or one the app does not know, gets the id and entity only.
+    assert redact_for_role(db, world["app"], "ghost", deal) == {"id": deal.id, "entity": "deal"}
+    assert redact_for_role(db, world["app"], "nobody", deal) == {"id": deal.id, "entity": "deal"}
+
+
+def test_a_webhook_rule_may_name_the_role_whose_view_it_sends(db, world, admin):
+    rule = {"formloom": 1, "kind": "rule", "key": "to_erp", "label": "To the ERP",
+            "entity": "deal", "trigger": {"type": "created"},
+            "actions": [{"type": "webhook", "url": "https://erp.example.com/hook", "role": "rep"}]}
+    version = definitions.save_and_publish(db, admin, world["app"], rule)
+    assert version.body["actions"][0]["role"] == "rep"

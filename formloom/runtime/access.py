@@ -281,6 +281,27 @@ def role_rules(session: Session, app: App, role: str) -> Mapping:
     return BUILT_IN.get(role, {})
 
 
+def redact_for_role(session: Session, app: App, role: str, record: Record) -> dict:
+    """What a role may see of a record, for senders with no user behind them (webhooks).
+
+    Fields hidden from the role are left out; a role that may not read the entity, or that the
+    app does not know, gets the record's id and entity only.
+    """
+    from formloom.runtime import catalog
+
+    known = role in BUILT_IN or any(
+        entry.get("key") == role for entry in (getattr(catalog.published_version(
+            session, app, "access", ACCESS_KEY), "body", None) or {}).get("roles", []))
+    rules = role_rules(session, app, role) if known else {}
+    stand_in = Policy(User(id=0), app, role, role == AppRole.ADMIN.value, rules)
+    stand_in._cache.update(dialect=session.get_bind().dialect.name, session=session)
+    base = {"id": record.id, "entity": record.entity_key}
+    if not stand_in.allows(record.entity_key, RecordAction.READ):
+        return base
+    return {**base, "title": record.title, "version": record.version,
+            "data": stand_in.visible_data(record.entity_key, record.data)}
+
+
 def _team_ids(session: Session, user: User) -> frozenset[int]:
     mine = select(TeamMember.team_id).where(TeamMember.user_id == user.id)
     managed = select(Team.id).where(Team.manager_id == user.id)

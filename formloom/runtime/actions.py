@@ -251,7 +251,7 @@ def webhook(ctx: Context, action: Mapping[str, Any], key: str) -> dict:
 
     _schedule(ctx, f"webhook:{key}", "webhook", ctx.now, {
         "url": action["url"], "secret": action.get("secret"), "max_attempts": action.get("max_attempts", 5),
-        "body": webhook_payload(ctx, key), "attempt": 0})
+        "body": webhook_payload(ctx, key, action.get("role")), "attempt": 0})
     return {"queued": action["url"]}
 
 

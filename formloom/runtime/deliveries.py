@@ -32,13 +32,24 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def webhook_payload(ctx, key: str) -> dict:
-    """What a webhook sends: the rule, the trigger and the record as stored."""
+def webhook_payload(ctx, key: str, role: str | None = None) -> dict:
+    """What a webhook sends: the rule, the trigger and the record as stored.
+
+    With ``role``, the record as that role may see it (docs/access.md): an integration gets
+    only the fields its role allows.
+    """
+    from formloom.runtime.access import redact_for_role
+
     record = ctx.record
+    if record is None:
+        shown = None
+    elif role is not None:
+        shown = redact_for_role(ctx.session, ctx.app, role, record)
+    else:
+        shown = {"id": record.id, "entity": record.entity_key, "title": record.title,
+                 "version": record.version, "data": record.data}
     return {"delivery": key, "app": ctx.app.key, "rule": ctx.rule.key, "trigger": ctx.run.trigger,
-            "at": ctx.now.isoformat().replace("+00:00", "Z"),
-            "record": None if record is None else {"id": record.id, "entity": record.entity_key, "title": record.title,
-                                                   "version": record.version, "data": record.data}}
+            "at": ctx.now.isoformat().replace("+00:00", "Z"), "record": shown}
 
 
 def deliver(session: Session, app: App, job: ScheduledJob, settings, now: datetime) -> None:
