@@ -353,3 +353,53 @@ def test_a_webhook_rule_may_name_the_role_whose_view_it_sends(db, world, admin):
             "actions": [{"type": "webhook", "url": "https://erp.example.com/hook", "role": "rep"}]}
     version = definitions.save_and_publish(db, admin, world["app"], rule)
     assert version.body["actions"][0]["role"] == "rep"
+
+
+def test_approval_requests_of_records_out_of_scope_are_not_found(client, db, world, admin):
+    """IDOR: an approval id is a number; those who are neither party nor readers get 404."""
+    from formloom.runtime import pipelines
+
+    app, d1 = world["app"], world["deals"]["d1"]
+    record = records.get(db, admin, app, "deal", d1)
+    records.update(db, admin, Cause.for_user(admin), app, record,
+                   {"discount": 30, "close_date": "2026-12-31"}, record.version)
+    rep1 = world["users"]["rep1"]
+    pipelines.move(db, rep1, Cause.for_user(rep1), app, record, "proposal")
+    result = pipelines.move(db, rep1, Cause.for_user(rep1), app, record, "negotiation")
+    db.commit()
+    request_id = result.request.id
+    expected = {"rep1": 200, "boss": 200, "viewer": 200, "rep2": 404, "rep3": 404, "east": 404, "ghost": 404,
+                "outsider": 404}
+    for name, status in expected.items():
+        headers = bearer(db, world["users"][name])
+        assert client.get(f"/api/v1/approvals/{request_id}", headers=headers).status_code == status, name
+        if status == 404:
+            decided = client.post(f"/api/v1/approvals/{request_id}/decision", headers=headers,
+                                  json={"decision": "approve", "version": 1})
+            assert decided.status_code == 404, name
+
+
+def test_a_file_id_of_someone_else_cannot_be_attached_to_read_it(client, db, world, admin):
+    """IDOR: putting another rep's file id into one's own record is refused, so it stays unreadable."""
+    from io import BytesIO
+
+    definitions.save_and_publish(db, admin, world["app"], {
+        "formloom": 1, "kind": "entity", "key": "doc", "label": "Document", "title_field": "name",
+        "fields": [{"key": "name", "type": "text", "label": "Name", "required": True},
+                   {"key": "files", "type": "file", "label": "Files"}]})
+    db.commit()
+    rep1, rep3 = bearer(db, world["users"]["rep1"]), bearer(db, world["users"]["rep3"])
+    uploaded = client.post(f"{BASE}/files", headers=rep3,
+                           data={"file": (BytesIO(b"%PDF-1.4 secret"), "contract.pdf")},
+                           content_type="multipart/form-data").get_json()
+    mine = client.post(f"{BASE}/records/doc", headers=rep3,
+                       json={"data": {"name": "Rep 3's doc", "files": [uploaded["id"]]}})
+    assert mine.status_code == 201
+    stolen = client.post(f"{BASE}/records/doc", headers=rep1,
+                         json={"data": {"name": "Mine now", "files": [uploaded["id"]]}})
+    assert stolen.status_code == 422 and "files" in stolen.get_json()["error"]["fields"]
+    assert client.get(f"/apps/pipes/files/{uploaded['id']}/contract.pdf", headers=rep1).status_code == 404
+    boss = bearer(db, world["users"]["boss"])  # manages rep1 and rep2, not rep3
+    assert client.get(f"/apps/pipes/files/{uploaded['id']}/contract.pdf", headers=boss).status_code == 404
+    admin_headers = bearer(db, admin)
+    assert client.get(f"/apps/pipes/files/{uploaded['id']}/contract.pdf", headers=admin_headers).status_code == 200
