@@ -227,3 +227,19 @@ def test_custom_roles_of_the_published_definition_are_offered_to_rules(admin_cli
     page = admin_client.get("/apps/sales/admin/rule/watch/").get_data(as_text=True)
     data = json.loads(re.search(r'id="builder-data">(.*?)</script>', page, re.S).group(1))
     assert "east" in data["roles"]
+
+
+def test_a_wrong_grant_or_entity_name_is_explained_as_such(db, sales):
+    body = {"formloom": 1, "kind": "access", "key": "access", "roles": [
+        {"key": "rep", "entities": {"*": {"read": "everyone"}, "deal": {"update": {"scope": "mine"}},
+                                    "Bad Key": {"read": "all"},
+                                    "company": {"read": {"scope": "all", "when": {"field": "name", "op": "eq",
+                                                                                  "value": "x"}}}}},
+        {"key": "viewer", "entities": {"*": {"read": {"scope": "all", "when": {"field": "name", "op": "eq",
+                                                                               "value": "x"}}}}}]}
+    problems = {p.path: p.message for p in definitions.check(db, sales, "access", "access", body)}
+    assert problems["$.roles[0].entities['*'].read"].startswith('Must be false, a scope ("own", "team" or "all"')
+    assert problems["$.roles[0].entities.deal.update"].startswith("Must be false, a scope")
+    assert "not valid" in problems["$.roles[0].entities"]
+    assert "give it under that entity" in problems["$.roles[1].entities['*'].read.when"]  # the same place as above
+    assert not any("map of languages" in m for m in problems.values())
