@@ -16,7 +16,6 @@
   const VERBS = { create: "create", read: "read", update: "change", delete: "delete", export: "export", import: "import" };
   const SCOPED = new Set(["read", "update", "delete"]);
   const SCOPES = [["none", "None"], ["own", "Own"], ["team", "Team"], ["all", "All"]];
-  const SCOPE_WORDS = { none: "none", own: "own", team: "team", all: "all" };
   const FIELD_RULES = [["editable", "Editable"], ["read_only", "Read-only"], ["hidden", "Hidden"]];
   const KEY_RE = /^[a-z][a-z0-9_]{0,63}$/;
   const ANY = "*";
@@ -55,7 +54,7 @@
 
   function scopeWord(grant) {
     const scope = scopeOf(grant);
-    const word = SCOPE_WORDS[scope || "none"] || scope;
+    const word = scope || "none";
     return isObj(grant) && isObj(grant.when) ? `${word}, only when…` : word;
   }
 
