@@ -52,6 +52,19 @@ def move(items: list, source: int, target: int) -> None:
 
 
 OPPORTUNITY, CUSTOMER, QUOTE = crm("entities/opportunity"), crm("entities/customer"), quote_body()
+ACCESS = {"formloom": 1, "kind": "access", "key": "access", "label": {"en": "Access", "zh-CN": "权限"},
+          "roles": [{"key": "rep", "label": {"en": "Rep", "zh-CN": "业务员"},
+                     "entities": {"*": {"create": True, "read": "all", "update": "all", "delete": "all"},
+                                  "customer": {"read": "own"}},
+                     "fields": {"opportunity": {"discount": "read_only"}}},
+                    {"key": "manager", "entities": {"*": {"create": True, "read": "team", "export": True}}},
+                    {"key": "east", "label": "East region", "description": "Reps of the east",
+                     "entities": {"customer": {"read": {"scope": "all",
+                                                        "when": {"field": "region", "op": "eq", "value": "east"}}}}}]}
+
+
+def role(body: dict, key: str) -> dict:
+    return next(r for r in body["roles"] if r["key"] == key)
 FORM, SALES, WEB_RULE = crm("forms/opportunity"), crm("pipelines/sales"), crm("rules/assign_web_opportunities")
 PERCENT = {"type": "percent", "label": "Margin"}
 
@@ -195,6 +208,29 @@ CASES = [
     ("rule", WEB_RULE, lambda b: b.update(enabled=False), [("rule_enabled_changed", "$.enabled", "enabled")]),
     ("rule", WEB_RULE, lambda b: b.update(entity="customer"), [("property_changed", "$.entity", "entity")]),
     ("app", crm("app"), lambda b: b["navigation"].reverse(), [("property_changed", "$.navigation", "navigation")]),
+    # access: roles by key, a grant per (entity, action), a field rule per (entity, field)
+    ("access", ACCESS, lambda b: b["roles"].append({"key": "auditor", "entities": {"*": {"read": "all"}}}),
+     [("role_added", "$.roles[3]", "role auditor")]),
+    ("access", ACCESS, lambda b: b["roles"].pop(2), [("role_removed", "$.roles[2]", "role east")]),
+    ("access", ACCESS, lambda b: move(b["roles"], 2, 0), [("role_moved", "$.roles[0]", "role east")]),
+    ("access", ACCESS, lambda b: role(b, "east").update(label="East"),
+     [("role_label_changed", "$.roles[2].label", "role east")]),
+    ("access", ACCESS, lambda b: role(b, "rep")["entities"]["customer"].update(read="all", delete=False),
+     [("grant_changed", "$.roles[0].entities.customer.read", "role rep.entities.customer.read"),
+      ("grant_changed", "$.roles[0].entities.customer.delete", "role rep.entities.customer.delete")]),
+    ("access", ACCESS, lambda b: role(b, "rep")["entities"].pop("customer"),  # a removal: its old path
+     [("grant_changed", "$.roles[0].entities.customer.read", "role rep.entities.customer.read")]),
+    ("access", ACCESS, lambda b: role(b, "manager")["entities"]["*"].pop("export"),
+     [("grant_changed", "$.roles[1].entities['*'].export", "role manager.entities.*.export")]),
+    ("access", ACCESS, lambda b: role(b, "rep")["fields"]["opportunity"].update(discount="hidden", amount="hidden"),
+     [("field_access_changed", "$.roles[0].fields.opportunity.discount", "role rep.fields.opportunity.discount"),
+      ("field_access_changed", "$.roles[0].fields.opportunity.amount", "role rep.fields.opportunity.amount")]),
+    ("access", ACCESS, lambda b: role(b, "manager").update(members=True),
+     [("role_power_changed", "$.roles[1].members", "role manager.members")]),
+    ("access", ACCESS, lambda b: role(b, "east").pop("description"),
+     [("role_setting_changed", "$.roles[2].description", "role east.description")]),
+    ("access", ACCESS, lambda b: role(b, "rep").update(entities=[]),  # not a map: the role's catch-all
+     [("role_setting_changed", "$.roles[0].entities", "role rep.entities")]),
 ]
 
 
@@ -295,6 +331,35 @@ SENTENCES = [
     ("rule", WEB_RULE, lambda b: b.update(enabled=False), "Rule disabled.", "规则已停用。"),
     ("rule", WEB_RULE, lambda b: b["actions"].pop(0), "Action 1 changed from \"assign\" to \"notify\".",
      "第 1 个动作由“assign”改为“notify”。"),
+    ("access", ACCESS, lambda b: role(b, "rep")["entities"]["customer"].update(read="all"),
+     'Role "Rep" may now read all "customer" records (before: their own).',
+     "角色“业务员”现在可以查看全部“customer”记录（之前：自己负责的）。"),
+    ("access", ACCESS, lambda b: role(b, "rep")["entities"]["*"].update(delete=False),
+     'Role "Rep" may no longer delete records of any other entity (before: all).',
+     "角色“业务员”不再可以删除其他实体的记录（之前：全部）。"),
+    ("access", ACCESS, lambda b: role(b, "rep")["entities"]["customer"].pop("read"),
+     'Role "Rep" may now read "customer" records as for any other entity (*) (before: their own).',
+     "角色“业务员”现在按其他实体（*）的规则查看“customer”记录（之前：自己负责的）。"),
+    ("access", ACCESS, lambda b: role(b, "manager")["entities"]["*"].__setitem__("import", True),
+     'Role "manager" may now import records of any other entity.', "角色“manager”现在可以导入其他实体的记录。"),
+    ("access", ACCESS, lambda b: role(b, "east")["entities"]["customer"]["read"].update(scope="team"),
+     'Role "East region" may now read their team\'s "customer" records that meet a condition '
+     '(before: all with a condition).',
+     "角色“East region”现在可以查看团队负责的“customer”记录（限满足条件的）（之前：全部（附加条件））。"),
+    ("access", ACCESS, lambda b: role(b, "rep")["fields"]["opportunity"].update(discount="hidden"),
+     'Role "Rep": field "discount" of "opportunity" is now hidden.', "角色“业务员”：“opportunity”的字段“discount”现在隐藏。"),
+    ("access", ACCESS, lambda b: role(b, "rep").pop("fields"),
+     'Role "Rep": field "discount" of "opportunity" has no rule of its own any more (editable).',
+     "角色“业务员”：“opportunity”的字段“discount”不再有单独规则（可编辑）。"),
+    ("access", ACCESS, lambda b: role(b, "rep").update(build=True),
+     'Role "Rep" may now build this app: edit and publish its definitions, access included.',
+     "角色“业务员”现在可以搭建本应用：修改并发布其定义（包括权限）。"),
+    ("access", ACCESS, lambda b: b["roles"].pop(0),
+     "Role \"Rep\" removed: its members have the built-in powers of 'rep' again.",
+     "删除角色“业务员”：其成员恢复内置角色“rep”的权限。"),
+    ("access", ACCESS, lambda b: b["roles"].pop(2),
+     'Role "East region" removed: its members may no longer do anything in the app.',
+     "删除角色“East region”：其成员在本应用中不再有任何权限。"),
 ]
 
 
@@ -312,8 +377,8 @@ RICH_FORM = edited(FORM, lambda b: b["sections"][1]["fields"].__setitem__(slice(
     {"text": "Before any discount."}, "discount"]))
 BASES = [("entity", OPPORTUNITY), ("entity", QUOTE), ("form", RICH_FORM), ("form", quick_quote_form()),
          ("pipeline", SALES), ("pipeline", SALES), ("app", crm("app")), ("rule", WEB_RULE),
-         ("rule", crm("rules/closing_this_week"))]
-KINDS = ["entity", "form", "pipeline", "rule", "app", "view"]
+         ("rule", crm("rules/closing_this_week")), ("access", ACCESS), ("access", ACCESS)]
+KINDS = ["entity", "form", "pipeline", "rule", "app", "view", "access"]
 LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from([0.0, 1.0, 2.5]),
                    st.sampled_from(["", "a", "lead", "amount", "X", "#000000"]))
 NAMES = st.sampled_from(["key", "value", "label", "type", "fields", "options", "en", "zh-CN", "x_note", "odd key"])
@@ -449,7 +514,8 @@ def resolves(path: str, body: Any) -> bool:
 STRUCTURES = {("entity", "property_changed", "fields"), ("form", "property_changed", "sections"),
               ("pipeline", "property_changed", "stages"), ("rule", "property_changed", "actions"),
               ("entity", "field_setting_changed", "fields"), ("entity", "field_setting_changed", "options"),
-              ("form", "section_setting_changed", "fields"), ("pipeline", "stage_gate_changed", "checklist")}
+              ("form", "section_setting_changed", "fields"), ("pipeline", "stage_gate_changed", "checklist"),
+              ("access", "property_changed", "roles")}
 
 
 def objects(value: Any) -> bool:

@@ -24,8 +24,8 @@ from formloom.platform.models import App, User
 from formloom.runtime import catalog
 
 FORMAT = 1
-# The kinds a bundle's ``definitions`` hold, in the order they are published.
-BUNDLE_KINDS = ("entity", "form", "pipeline", "rule", "access")
+# The kinds a bundle's ``definitions`` hold, in the order they are published (access names entities).
+BUNDLE_KINDS = ("entity", "access", "form", "pipeline", "rule")
 TOP_LEVEL = ("formloom", "kind", "app", "definitions", "exported_at")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _WORDS = {"entity": ("entity", "entities"), "access": ("access definition", "access definitions")}
@@ -35,8 +35,8 @@ APP_PATH = "$.app"
 # --- export ----------------------------------------------------------------------------------
 
 def export_app(session: Session, app: App) -> dict:
-    """The bundle of ``app``: its published app definition and every published entity, form,
-    pipeline and rule (in that order, each kind sorted by key). Drafts are left out."""
+    """The bundle of ``app``: its published app definition and every published entity, access
+    definition, form, pipeline and rule (in that order, each kind sorted by key). Drafts are left out."""
     app_row = catalog.published_version(session, app, "app", app.key)
     if app_row is None:
         raise FormloomError(f"App '{app.key}' has no published app definition, so it cannot be exported; "
@@ -123,8 +123,8 @@ def import_bundle(session: Session, actor: User | None, bundle: Any, *, app_key:
     Every definition is checked first, against the other definitions of the bundle, and any problem
     raises :class:`DefinitionError` with all of them, each at its path in the bundle
     (``$.definitions[3].fields[2].type``); nothing is written then. A sound bundle is saved as drafts
-    (entities may relate to each other) and published: entities, forms, pipelines, rules, the app
-    definition last, in a savepoint, so nothing is left behind if that fails after all.
+    (entities may relate to each other) and published: entities, access, forms, pipelines, rules, the
+    app definition last, in a savepoint, so nothing is left behind if that fails after all.
     Raises :class:`Conflict` when the app key is taken.
     """
     if actor is not None:

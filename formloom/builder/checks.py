@@ -160,6 +160,12 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
     elif keyword == "anyOf" and path == "$.transitions":
         yield Problem(path, 'Must be "any" (every stage to every other) or a list of transitions '
                             'like {"from": "lead", "to": "proposal"}.')
+    elif keyword == "anyOf" and re.search(r"\.roles\[\d+\]\.entities$", path):
+        yield Problem(path, f"Names an entity with a key that is not valid ({KEY_HINT}); use an entity's key, "
+                            f"or \"*\" for every entity not named.")
+    elif keyword == "anyOf" and re.search(r"\.roles\[\d+\]\.entities(\.\w+|\['[^']*'\])\.\w+$", path):
+        yield Problem(path, 'Must be false, a scope ("own", "team" or "all"; true means "all"), or '
+                            '{"scope": ..., "when": condition} to narrow the scope.')
     elif keyword == "anyOf":  # otherwise only labels and help texts are written as anyOf
         yield Problem(path, "Must be text, or a map of languages (en, zh-CN) to text, "
                             "like {\"en\": \"Amount\", \"zh-CN\": \"金额\"}.")
@@ -684,7 +690,7 @@ def check_access(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
             yield Problem(f"{path}.key", f"Role '{role['key']}' is listed twice; list each role once.")
         seen.add(role["key"])
         for entity_key, grants in (role.get("entities") or {}).items():
-            where = f"{path}.entities.{'*' if entity_key == '*' else entity_key}"
+            where = f"{path}.entities" + ("['*']" if entity_key == "*" else f".{entity_key}")  # as jsonschema writes it
             if entity_key != "*" and entity_key not in ctx.entities:
                 yield Problem(where, f"App '{ctx.app_key}' has no entity '{entity_key}'.")
                 continue

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from formloom.runtime.access import BUILT_IN
 from formloom.runtime.fields import FIELD_TYPES
 from formloom.runtime.labels import LOCALES, text_of
 
@@ -87,6 +88,7 @@ WITH_PROPERTY = frozenset({
     "label_changed", "property_changed", "field_condition_changed", "field_setting_changed",
     "option_setting_changed", "section_condition_changed", "section_setting_changed",
     "form_field_condition_changed", "form_field_setting_changed", "stage_setting_changed", "stage_gate_changed",
+    "role_power_changed", "role_setting_changed",
 })
 CONDITIONS = ("visible_when", "required_when", "readonly_when")
 
@@ -373,6 +375,40 @@ def _actions(old: Any, new: Any, at: _At) -> list[Change]:
     return out
 
 
+# --- access -----------------------------------------------------------------------------------
+# Roles are matched by key; a role's grants per (entity, action) and its field rules per (entity,
+# field), so that each sentence says what one role may now do.
+
+def _roles(old: Any, new: Any, at: _At) -> list[Change]:
+    return _collection(old, new, at, "key", "role", lambda k: f"role {k}", _role)
+
+
+def _role(old: dict, new: dict, at: _At, subject: str) -> list[Change]:
+    label = _pick(old, new, "label")
+    codes = {"label": "role_label_changed", "build": "role_power_changed", "members": "role_power_changed"}
+    special: dict[str, Handler] = {
+        "entities": lambda a, b, at: _pairs(a, b, at, f"{subject}.entities", "grant_changed", label),
+        "fields": lambda a, b, at: _pairs(a, b, at, f"{subject}.fields", "field_access_changed", label),
+    }
+    return _props(old, new, at, _Item(subject, label), codes, "role_setting_changed", special)
+
+
+def _pairs(old: Any, new: Any, at: _At, subject: str, code: str, label: Any) -> list[Change]:
+    """A map of maps (entity -> action -> grant, entity -> field -> rule): one change per inner value.
+
+    Anything else (a map that is not one of maps) is left to the role's catch-all.
+    """
+    maps = [x if x is not None else {} for x in (old, new)]
+    if not all(isinstance(m, dict) and all(v is None or isinstance(v, dict) for v in m.values()) for m in maps):
+        return []
+    out = []
+    for outer, a, b, place, where in _differing(*maps, at):
+        inner = [Change(code, path, f"{subject}.{outer}.{name}", x, y, label)
+                 for name, x, y, _, path in _differing(a or {}, b or {}, place)]
+        out += inner or [Change("role_setting_changed", where, f"{subject}.{outer}", a, b, label)]  # {} vs absent
+    return out
+
+
 TOP_CODES: dict[str, dict[str, str]] = {
     "pipeline": {"transitions": "transitions_changed"},
     "rule": {"trigger": "trigger_changed", "condition": "condition_changed", "enabled": "rule_enabled_changed"},
@@ -381,7 +417,7 @@ TOP_CODES: dict[str, dict[str, str]] = {
 
 def _top_special(kind: str) -> dict[str, Handler]:
     return {"entity": {"fields": _fields}, "form": {"sections": _sections}, "pipeline": {"stages": _stages},
-            "rule": {"actions": _actions}}.get(kind, {})
+            "rule": {"actions": _actions}, "access": {"roles": _roles}}.get(kind, {})
 
 
 # --- sentences --------------------------------------------------------------------------------
@@ -462,19 +498,47 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "rule_enabled_changed": ("Rule enabled flag changed from {b} to {a}.", "规则启用标志由{b}改为{a}。"),
     "rule_enabled_changed/on": ("Rule enabled.", "规则已启用。"),
     "rule_enabled_changed/off": ("Rule disabled.", "规则已停用。"),
+    "role_added": ("Role {role} ({rkey}) added.", "新增角色{role}（{rkey}）。"),
+    "role_removed": ("Role {role} removed: its members may no longer do anything in the app.",
+                     "删除角色{role}：其成员在本应用中不再有任何权限。"),
+    "role_removed/built_in": ("Role {role} removed: its members have the built-in powers of '{rkey}' again.",
+                              "删除角色{role}：其成员恢复内置角色“{rkey}”的权限。"),
+    "role_moved": ("Role {role} moved {moved}.", "角色{role}{moved}。"),
+    "role_label_changed": ("Role {role}: name changed from {b} to {a}.", "角色{role}：名称由{b}改为{a}。"),
+    "role_label_changed/same": ("Role {role}: name translations changed.", "角色{role}：名称的翻译已修改。"),
+    "grant_changed": ("Role {role} may now {grant}{was}.", "角色{role}现在可以{grant}{was}。"),
+    "grant_changed/denied": ("Role {role} may no longer {grant}{was}.", "角色{role}不再可以{grant}{was}。"),
+    "grant_changed/inherit": ("Role {role} may now {grant} as for any other entity (*){was}.",
+                              "角色{role}现在按其他实体（*）的规则{grant}{was}。"),
+    "grant_changed/other": ("Role {role}: {action} of {records} changed from {b} to {a}.",
+                            "角色{role}：{records}的{action}权限由{b}改为{a}。"),
+    "field_access_changed": ("Role {role}: field {field} of {entity} is now {rule}.",
+                             "角色{role}：{entity}的字段{field}现在{rule}。"),
+    "field_access_changed/unset": ("Role {role}: field {field} of {entity} has no rule of its own any more "
+                                   "(editable).", "角色{role}：{entity}的字段{field}不再有单独规则（可编辑）。"),
+    "role_power_changed": ("Role {role}: {prop} changed from {b} to {a}.", "角色{role}：{prop}由{b}改为{a}。"),
+    "role_power_changed/build_on": ("Role {role} may now build this app: edit and publish its definitions, "
+                                    "access included.", "角色{role}现在可以搭建本应用：修改并发布其定义（包括权限）。"),
+    "role_power_changed/build_off": ("Role {role} may no longer build this app.", "角色{role}不再可以搭建本应用。"),
+    "role_power_changed/members_on": ("Role {role} may now give people roles in this app.",
+                                      "角色{role}现在可以为本应用的成员分配角色。"),
+    "role_power_changed/members_off": ("Role {role} may no longer give people roles in this app.",
+                                       "角色{role}不再可以为本应用的成员分配角色。"),
+    "role_setting_changed": ("Role {role}: {prop} changed from {b} to {a}.", "角色{role}：{prop}由{b}改为{a}。"),
     "changed": ("{subject} changed.", "{subject}已修改。"),
 }
 CODES = tuple(code for code in TEMPLATES if "/" not in code and code != "changed")
 """Every code ``changes()`` may report."""
 
 KINDS = {"app": ("App", "应用"), "entity": ("Entity", "实体"), "form": ("Form", "表单"),
-         "pipeline": ("Pipeline", "流程"), "rule": ("Rule", "规则")}
+         "pipeline": ("Pipeline", "流程"), "rule": ("Rule", "规则"), "access": ("Access definition", "权限定义")}
 CONDITION_WORDS = {"visible_when": ("visibility", "显示"), "required_when": ("required", "必填"),
                    "readonly_when": ("read-only", "只读")}
 GATE_WORDS = {"gate": ("the whole gate", "整体"), "gate.required": ("required fields", "必填字段"),
               "gate.conditions": ("conditions", "条件"), "gate.checklist": ("checklist", "检查项")}
 VERBS = {"added": ("added", "添加"), "removed": ("removed", "删除"), "changed": ("changed", "修改")}
 LABEL_CODES = frozenset(code for code in CODES if code.endswith("label_changed"))
+BUILT_IN_ROLES = frozenset(BUILT_IN) - {"admin"}
 POSITION_CODES = frozenset(code for code in CODES if code.endswith("_moved"))
 
 
@@ -494,6 +558,8 @@ def _variant(change: Change, locale: str) -> str:
         return f"{code}/retyped"
     if code == "form_field_setting_changed" and change.path.endswith("]"):
         return f"{code}/whole"
+    if code in ACCESS_VARIANTS:
+        return ACCESS_VARIANTS[code](change)
     return code if code in TEMPLATES else "changed"
 
 
@@ -518,7 +584,111 @@ def _params(change: Change, zh: bool, locale: str) -> dict[str, str]:
         "cond": CONDITION_WORDS.get(prop, (prop, prop))[zh], "verb": VERBS[_verb(change)][zh],
         "type": _type_word(change, item, zh, locale), "n": str(_index(change.path) + 1),
         "kind": kind[zh], "moved": _moved_words(b, a, zh),
+        **(_access_params(change, zh, locale) if change.code in ACCESS_CODES else {}),
     }
+
+
+# --- access sentences ---------------------------------------------------------------------------
+
+ACCESS_CODES = frozenset({"role_added", "role_removed", "role_moved", "role_label_changed", "grant_changed",
+                          "field_access_changed", "role_power_changed", "role_setting_changed"})
+SCOPED_ACTIONS = ("read", "update", "delete")
+ACTION_WORDS = {"create": ("create", "新建"), "read": ("read", "查看"), "update": ("change", "修改"),
+                "delete": ("delete", "删除"), "export": ("export", "导出"), "import": ("import", "导入")}
+SCOPE_WORDS = {"all": ("all", "全部"), "own": ("their own", "自己负责的"), "team": ("their team's", "团队负责的")}
+FIELD_RULE_WORDS = {"hidden": ("hidden", "隐藏"), "read_only": ("read-only", "只读"),
+                    "editable": ("editable", "可编辑")}
+_PAIR = re.compile(r"^role (.*?)\.(?:entities|fields)\.(.*)\.([^.]*)$")
+
+
+def _pair(change: Change) -> tuple[str, str]:
+    """The (entity, action) of a grant change or the (entity, field) of a field rule change."""
+    found = _PAIR.match(change.subject)
+    return (found.group(2), found.group(3)) if found else ("?", "?")
+
+
+def _scope(value: Any) -> str | None:
+    """The scope a grant gives ("all", "own", "team"), None when it is not one."""
+    scope = value.get("scope") if isinstance(value, dict) else value
+    scope = "all" if scope is True else scope
+    return scope if isinstance(scope, str) and scope in SCOPE_WORDS else None
+
+
+def _is_grant(value: Any) -> bool:
+    return value is False or _scope(value) is not None
+
+
+def _grant_variant(change: Change) -> str:
+    entity, _ = _pair(change)
+    if change.after is None:
+        return "grant_changed/denied" if entity == "*" else "grant_changed/inherit"
+    if not _is_grant(change.after) or (change.before is not None and not _is_grant(change.before)):
+        return "grant_changed/other"
+    return "grant_changed/denied" if change.after is False else "grant_changed"
+
+
+def _power_variant(change: Change) -> str:
+    prop = _last_step(change.path)
+    if prop in ("build", "members") and change.after is True:
+        return f"role_power_changed/{prop}_on"
+    if prop in ("build", "members") and change.before is True and change.after in (False, None):
+        return f"role_power_changed/{prop}_off"
+    return "role_power_changed"
+
+
+ACCESS_VARIANTS: dict[str, Callable[[Change], str]] = {
+    "role_removed": lambda c: "role_removed/built_in" if _role_key(c) in BUILT_IN_ROLES else "role_removed",
+    "grant_changed": _grant_variant,
+    "field_access_changed": lambda c: "field_access_changed/unset" if c.after is None else "field_access_changed",
+    "role_power_changed": _power_variant,
+}
+
+
+def _role_key(change: Change) -> str:
+    return change.subject.removeprefix("role ").split(".", 1)[0]
+
+
+def _access_params(change: Change, zh: bool, locale: str) -> dict[str, str]:
+    key = _role_key(change)
+    out = {"role": _quote(_text(change.label, locale) or key, zh), "rkey": key}
+    entity, name = _pair(change)
+    if change.code == "grant_changed":
+        records = ("其他实体的记录" if zh else "records of any other entity") if entity == "*" \
+            else (f"“{entity}”记录" if zh else f'"{entity}" records')
+        action = ACTION_WORDS.get(name, (name, name))[zh]
+        out.update(records=records, action=action, grant=_grant_phrase(change, action, records, zh),
+                   was=_was(change, entity, name, zh))
+    elif change.code == "field_access_changed":
+        rule = FIELD_RULE_WORDS.get(change.after) if isinstance(change.after, str) else None
+        out.update(field=_quote(name, zh), entity=_quote(entity, zh),
+                   rule=rule[zh] if rule else _value(change.after, zh, locale))
+    return out
+
+
+def _grant_phrase(change: Change, action: str, records: str, zh: bool) -> str:
+    """``read all "customer" records``: the action and, for a scoped grant, whose records."""
+    scope = _scope(change.after)
+    whose = SCOPE_WORDS[scope][zh] if scope and _pair(change)[1] in SCOPED_ACTIONS else ""
+    when = isinstance(change.after, dict) and "when" in change.after
+    if zh:
+        return f"{action}{whose}{records}" + ("（限满足条件的）" if when else "")
+    return f"{action} {whose + ' ' if whose else ''}{records}" + (" that meet a condition" if when else "")
+
+
+def _was(change: Change, entity: str, action: str, zh: bool) -> str:
+    """`` (before: their own)`` for scoped actions, where the old scope is worth saying."""
+    if action not in SCOPED_ACTIONS or not (change.before is None or _is_grant(change.before)):
+        return ""
+    value = change.before
+    if value is None:
+        word = ("无" if zh else "none") if entity == "*" else ("同其他实体" if zh else "as for any other entity")
+    elif value is False:
+        word = "无" if zh else "none"
+    else:
+        word = SCOPE_WORDS[_scope(value)][zh]
+        if isinstance(value, dict) and "when" in value:
+            word += "（附加条件）" if zh else " with a condition"
+    return f"（之前：{word}）" if zh else f" (before: {word})"
 
 
 def _moved_words(before: str, after: str, zh: bool) -> str:

@@ -5,10 +5,11 @@ save, check, publish and rollback goes through the same REST API integrators use
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from formloom.builder import definitions, diff
 from formloom.builder.checks import KINDS_AVAILABLE
@@ -20,6 +21,7 @@ from formloom.platform.errors import DefinitionError, FormloomError, RecordValid
 from formloom.platform.models import App, AppMember, AppRole, User
 from formloom.platform.web_auth import login_required
 from formloom.runtime import catalog
+from formloom.runtime.access import ACCESS_KEY, BUILT_IN, WHEN_OPERATORS_BY_KIND
 from formloom.runtime.compiler import field_kinds
 from formloom.runtime.conditions import OPERATORS_BY_KIND
 from formloom.runtime.fields import FIELD_TYPES, describe_types
@@ -30,9 +32,16 @@ from formloom.runtime.validation import Situation, defaults
 
 bp = Blueprint("builder", __name__, template_folder="templates")
 
-EDITABLE_KINDS = ("entity", "form", "pipeline", "rule")
+EDITABLE_KINDS = ("entity", "form", "pipeline", "rule", "access")
 KIND_TITLES = {"app": "App settings", "entity": "Entities", "form": "Forms", "pipeline": "Pipelines",
-               "rule": "Rules"}
+               "rule": "Rules", "access": "Access"}
+# The built-in roles by name. An access definition starts from all but the admin's, which cannot
+# be restricted (formloom/runtime/access.py).
+ROLE_LABELS = {AppRole.ADMIN.value: {"en": "App admin", "zh-CN": "应用管理员"},
+               AppRole.REP.value: {"en": "Rep", "zh-CN": "业务员"},
+               AppRole.MANAGER.value: {"en": "Manager", "zh-CN": "经理"},
+               AppRole.VIEWER.value: {"en": "Viewer", "zh-CN": "查看者"}}
+STARTER_ROLES = (AppRole.REP.value, AppRole.MANAGER.value, AppRole.VIEWER.value)
 
 
 def _admin_app(app_key: str) -> App:
@@ -126,10 +135,12 @@ def admin(app_key: str):
             if query and query.lower() not in f"{title} {definition.key}".lower():
                 continue
             rows.append({"definition": definition, "title": title, "entity": body.get("entity"),
-                         "count": len(body.get("fields") or body.get("stages") or body.get("sections") or [])})
+                         "count": len(body.get("fields") or body.get("stages") or body.get("sections")
+                                      or body.get("roles") or [])})
         groups.append((kind, KIND_TITLES[kind], rows))
     return render_template("builder_admin.html", app=app, groups=groups, query=query,
-                           entities=catalog.entity_keys(db, app))
+                           entities=catalog.entity_keys(db, app),
+                           has_access=catalog.get_definition(db, app, "access", ACCESS_KEY) is not None)
 
 
 @bp.route("/apps/<app_key>/admin/<kind>/new", methods=["GET", "POST"])
@@ -139,6 +150,8 @@ def definition_new(app_key: str, kind: str):
     kind = _kind(kind)
     if kind == "app":
         abort(404)
+    if kind == "access":
+        return _set_up_access(app)
     db = get_session()
     ctx = definitions.app_context(db, app)
     taken = {d.key for d in definitions.list_definitions(db, app, kind)}
@@ -162,6 +175,24 @@ def definition_new(app_key: str, kind: str):
             error = exc.message
     return render_template("builder_new.html", app=app, kind=kind, form=form, error=error,
                            entities=sorted(ctx.entities.items())), 422 if error else 200
+
+
+def _set_up_access(app: App):
+    """The app's access definition has no name or key to choose: set it up, or open it if it exists."""
+    db = get_session()
+    if request.method == "POST" and catalog.get_definition(db, app, "access", ACCESS_KEY) is None:
+        definitions.save_draft(db, g.user, app, "access", ACCESS_KEY, access_starter())
+        db.commit()
+    if catalog.get_definition(db, app, "access", ACCESS_KEY) is None:
+        return redirect(url_for("builder.admin", app_key=app.key) + "#group-access")
+    return redirect(url_for("builder.editor", app_key=app.key, kind="access", key=ACCESS_KEY))
+
+
+def access_starter() -> dict:
+    """The first access draft: the built-in roles' powers written out, so it starts from what is in force."""
+    return {"formloom": 1, "kind": "access", "key": ACCESS_KEY, "label": {"en": "Access", "zh-CN": "权限"},
+            "roles": [{"key": role, "label": ROLE_LABELS[role], **copy.deepcopy(BUILT_IN[role])}
+                      for role in STARTER_ROLES]}
 
 
 def starter(kind: str, key: str, label: str | dict, entity: str, entities: dict[str, dict]) -> dict:
@@ -218,7 +249,7 @@ def editor_data(app: App, kind: str, key: str) -> dict:
         item["kind"] = FIELD_TYPES[item["type"]].kind
         item["computed"] = FIELD_TYPES[item["type"]].computed
     roles = sorted({r.value for r in AppRole} | set(db.scalars(
-        select(AppMember.role).where(AppMember.app_id == app.id).distinct())))
+        select(AppMember.role).where(AppMember.app_id == app.id).distinct())) | set(access_roles(db, app)))
     users = list(db.scalars(select(User.username).where(User.is_active).order_by(User.username)))
     return {
         "app": app.key, "kind": kind, "key": key, "locale": locale,
@@ -233,6 +264,7 @@ def editor_data(app: App, kind: str, key: str) -> dict:
                                      for s in p.get("stages") or [] if isinstance(s, dict)]}
                       for k, p in ctx.pipelines.items() if isinstance(p, dict)},
         "field_types": types, "operators": OPERATORS_BY_KIND, "roles": roles, "users": users,
+        "access": access_data(db, app) if kind == "access" else None,
         "urls": {"definition": api, "check": f"{api}/check", "publish": f"{api}/publish",
                  "draft": f"{api}/draft", "impact": f"{api}/impact", "key": "/api/v1/key-suggestion",
                  "preview": url_for("builder.preview", app_key=app.key, kind=kind, key=key)
@@ -240,6 +272,21 @@ def editor_data(app: App, kind: str, key: str) -> dict:
                  "versions": url_for("builder.versions", app_key=app.key, kind=kind, key=key),
                  "admin": url_for("builder.admin", app_key=app.key)},
     }
+
+
+def access_roles(db, app: App) -> list[str]:
+    """The role keys the app's published access definition names."""
+    row = catalog.published_version(db, app, "access", ACCESS_KEY)
+    return [r["key"] for r in (row.body.get("roles") or []) if isinstance(r, dict) and isinstance(r.get("key"), str)] \
+        if row else []
+
+
+def access_data(db, app: App) -> dict:
+    """What the access editor adds: the built-in roles, how many members hold each role, the scope tests."""
+    members = dict(db.execute(select(AppMember.role, func.count()).where(AppMember.app_id == app.id)
+                              .group_by(AppMember.role)).all())
+    return {"built_in": {role: BUILT_IN[role] for role in STARTER_ROLES}, "role_labels": ROLE_LABELS,
+            "admin_role": AppRole.ADMIN.value, "members": members, "when_operators": WHEN_OPERATORS_BY_KIND}
 
 
 def entity_summary(body: dict, entities: dict[str, dict], locale: str) -> dict:
@@ -251,6 +298,7 @@ def entity_summary(body: dict, entities: dict[str, dict], locale: str) -> dict:
     except (KeyError, TypeError, ValueError):
         kinds = {f["key"]: FIELD_TYPES[f["type"]].kind for f in fields}
     return {"label": text_of(body.get("label"), locale) or body.get("key"),
+            "title_field": body.get("title_field"), "owner_field": body.get("owner_field"),
             "fields": [{"key": f["key"], "label": text_of(f.get("label"), locale) or f["key"], "type": f["type"],
                         "kind": kinds.get(f["key"], "object"), "required": bool(f.get("required")),
                         "target": f.get("target"),

@@ -52,9 +52,17 @@ class FieldAccess(str, Enum):
 
 
 SCOPED = (RecordAction.READ, RecordAction.UPDATE, RecordAction.DELETE)
-# Scope conditions run as SQL: only tests that mean the same in SQL and in conditions.py.
-WHEN_OPERATORS = {"eq", "ne", "in", "not_in", "empty", "not_empty", "contains", "not_contains"}
-WHEN_KINDS = {"text", "id", "boolean", "list", "ids"}
+# Scope conditions run as SQL: only tests that mean the same in SQL and in conditions.py. One
+# value (text, choice, yes/no, user, relation) is compared; several values (multiple choice,
+# users, relations) are asked whether they hold one. (SQL's `contains` is "holds", never
+# conditions.py's "has as a substring", and a list is never compared whole.)
+_EMPTY = ("empty", "not_empty")
+WHEN_OPERATORS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "text": ("eq", "ne", "in", "not_in", *_EMPTY), "id": ("eq", "ne", "in", "not_in", *_EMPTY),
+    "boolean": ("eq", "ne", *_EMPTY), "list": ("contains", "not_contains", *_EMPTY),
+    "ids": ("contains", "not_contains", *_EMPTY)}
+WHEN_OPERATORS = frozenset(op for ops in WHEN_OPERATORS_BY_KIND.values() for op in ops)
+WHEN_KINDS = frozenset(WHEN_OPERATORS_BY_KIND)
 ACCESS_KEY = "access"
 
 
@@ -425,9 +433,15 @@ def _subset_problems(node: Any, kinds: Mapping[str, str], path: str):
     if node["op"] not in WHEN_OPERATORS:
         yield (f"{path}.op", f"A scope condition may use {', '.join(sorted(WHEN_OPERATORS))}; "
                              f"'{node['op']}' cannot be used to choose which records a role sees.")
-    if kinds.get(node["field"]) not in WHEN_KINDS:
+    kind = kinds.get(node["field"])
+    if kind not in WHEN_KINDS:
         yield (f"{path}.field", f"A scope condition may test choice, text, yes/no, user and relation "
-                                f"fields; '{node['field']}' holds {kinds.get(node['field'])} values.")
+                                f"fields; '{node['field']}' holds {kind} values.")
+    elif node["op"] in WHEN_OPERATORS and node["op"] not in WHEN_OPERATORS_BY_KIND[kind]:
+        several = kind in ("list", "ids")
+        yield (f"{path}.op", f"Field '{node['field']}' holds {'several values' if several else 'one value'}; "
+                             f"a scope condition on it may use {', '.join(WHEN_OPERATORS_BY_KIND[kind])}, "
+                             f"not '{node['op']}'.")
     values = node.get("value") if isinstance(node.get("value"), list) else [node.get("value")]
     for value in values:
         if isinstance(value, Mapping) and set(value) != {"$user"}:
