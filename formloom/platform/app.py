@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from formloom.platform import config, db
 from formloom.platform.errors import FormloomError
@@ -33,6 +34,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = config.ensure_secret_key(instance)
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config.sqlite_url(instance)
+
+    if app.config.get("TRUSTED_PROXIES"):
+        # The client's address (login throttling, the audit) and whether it came over HTTPS
+        # (Secure cookies, HSTS) come from the proxies' X-Forwarded-* headers, and only from them.
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     csrf.init_app(app)
@@ -85,6 +92,9 @@ def _security_headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    hsts = current_app.config.get("HSTS_SECONDS")
+    if request.is_secure and hsts:  # browsers ignore the header over plain http anyway
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={int(hsts)}")
     return response
 
 
