@@ -1,4 +1,5 @@
-"""Security: login audit and throttling (in process and in Redis), session cookies and HSTS."""
+"""Security: login audit and throttling (in process and in Redis), session cookies and HSTS, and
+webhooks that refuse loopback, private and internal addresses unless an admin allows them."""
 from __future__ import annotations
 
 import socket
@@ -11,9 +12,13 @@ from redis import Redis
 from sqlalchemy import select
 
 from formloom import create_app
+from formloom.builder import definitions
 from formloom.platform import config, throttle
-from formloom.platform.models import AuditEvent
+from formloom.platform.errors import DefinitionError
+from formloom.platform.models import AuditEvent, ScheduledJob, WebhookDelivery
+from formloom.runtime import deliveries, dispatch
 from tests.factories import PASSWORD, csrf_token, login
+from tests.test_automation import Receiver, new_deal, rule
 
 LOCKED = "Too many failed logins for this account from your address; try again in 15 minutes."
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -215,3 +220,136 @@ def test_forwarded_headers_count_only_behind_a_trusted_proxy(tmp_path, database_
         "username": "rep", "password": "wrong-guess", "csrf_token": csrf_token(proxied)})
     assert tried.status_code == 401, tried.get_data(as_text=True)
     assert audit_rows(db, "login_failed")[-1].ip == "203.0.113.9"
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "kind"), [
+    ("http://127.0.0.1:8080/hook", "loopback"),
+    ("http://10.20.30.40/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[::1]:8080/hook", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("http://localhost:8080/hook", "loopback"),
+    ("http://0.0.0.0:8080/hook", "unspecified"),
+    ("http://224.0.0.1/hook", "multicast"),
+])
+def test_webhook_targets_inside_are_refused(url, kind):
+    with pytest.raises(deliveries.Refused, match=f"an? {kind} address.*WEBHOOK_ALLOWED_HOSTS"):
+        deliveries.webhook_target(url, [])
+
+
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("http://127.0.0.1:8080/hook", ["127.0.0.1"]),
+    ("http://10.20.30.40/hook", ["10.0.0.0/8"]),
+    ("http://[::1]:8080/hook", ["::1"]),
+    ("http://localhost:8080/hook", ["localhost"]),
+    ("http://localhost:8080/hook", "127.0.0.0/8, ::1"),  # the environment variable's form
+])
+def test_webhook_targets_inside_are_allowed_when_the_setting_lists_them(url, allowed):
+    target = deliveries.webhook_target(url, allowed)
+    assert target.port == 8080 or target.host == "10.20.30.40"
+
+
+def test_a_public_webhook_target_needs_no_setting():
+    target = deliveries.webhook_target("https://93.184.215.14/hook?x=1", [])
+    assert (target.scheme, target.port, target.path, target.addresses) == ("https", 443, "/hook?x=1",
+                                                                           ("93.184.215.14",))
+
+
+@pytest.fixture
+def hook_receiver():
+    server = Receiver({"/hook": [200], "/moved": [302]})
+    yield server
+    server.close()
+
+
+def publish_hook(app, db, admin, pipes, url: str) -> None:
+    with app.app_context():
+        definitions.save_and_publish(db, admin, pipes, rule("hook", {"type": "created"}, [
+            {"type": "webhook", "url": url}]))
+        db.commit()
+
+
+def deliver_all(app, db) -> list[WebhookDelivery]:
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    for later in (0, 60, 3600, 86400):
+        dispatch.run_pending(app, now=now + timedelta(seconds=later))
+    db.rollback()
+    db.expire_all()
+    return list(db.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def test_a_delivery_to_a_host_resolving_to_loopback_fails_once_with_the_reason(app, db, admin, rep, pipes,
+                                                                               hook_receiver):
+    port = hook_receiver.server.server_address[1]
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = ["localhost"]
+    publish_hook(app, db, admin, pipes, f"http://localhost:{port}/hook")
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = []  # the admin took the allowance back
+    new_deal(db, rep, pipes)
+    [delivery] = deliver_all(app, db)
+    assert delivery.status_code is None and delivery.next_attempt_at is None
+    assert delivery.error.startswith("Refused: 'localhost' resolves to ")
+    assert "loopback address" in delivery.error and "WEBHOOK_ALLOWED_HOSTS" in delivery.error
+    assert hook_receiver.to("/hook") == []
+    assert db.scalar(select(ScheduledJob.status).where(ScheduledJob.kind == "webhook")) == "done"
+
+
+def test_a_delivery_to_an_allowed_internal_host_arrives(app, db, admin, rep, pipes, hook_receiver):
+    port = hook_receiver.server.server_address[1]
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = ["localhost"]
+    publish_hook(app, db, admin, pipes, f"http://localhost:{port}/hook")
+    new_deal(db, rep, pipes)
+    [delivery] = deliver_all(app, db)
+    assert (delivery.status_code, delivery.error) == (200, None)
+    [request] = hook_receiver.to("/hook")
+    assert request["headers"]["Host"] == f"localhost:{port}"
+
+
+def test_the_checked_address_is_the_one_connected_to(app, db, admin, rep, pipes, hook_receiver, monkeypatch):
+    """A DNS answer that changes between check and connect (rebinding) does not move the request."""
+    port = hook_receiver.server.server_address[1]
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "192.0.2.1"])  # the second answer would lead nowhere
+    asked = []
+
+    def resolve(host, *args, **kwargs):
+        if host == "hooks.example.test":
+            asked.append(host)
+            return real(next(answers), *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    app.config.update(WEBHOOK_ALLOWED_HOSTS=["127.0.0.1/32"], WEBHOOK_TIMEOUT_SECONDS=2)
+    publish_hook(app, db, admin, pipes, f"http://hooks.example.test:{port}/hook")
+    new_deal(db, rep, pipes)
+    [delivery] = deliver_all(app, db)
+    assert (delivery.status_code, delivery.error) == (200, None)
+    assert asked == ["hooks.example.test"]
+    assert hook_receiver.to("/hook")[0]["headers"]["Host"] == f"hooks.example.test:{port}"
+
+
+def test_redirects_are_not_followed(app, db, admin, rep, pipes, hook_receiver):
+    port = hook_receiver.server.server_address[1]
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = ["127.0.0.1"]
+    app.config["WEBHOOK_BACKOFF_SECONDS"] = [1]
+    publish_hook(app, db, admin, pipes, f"http://127.0.0.1:{port}/moved")
+    new_deal(db, rep, pipes)
+    first = deliver_all(app, db)[0]
+    assert first.status_code == 302 and "redirects are not followed" in first.error
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "http://localhost:8080/x", "http://10.0.0.5/x",
+                                 "http://169.254.169.254/", "http://[::1]/", "http://app.localhost/x"])
+def test_publishing_a_webhook_to_an_internal_address_names_the_setting(app, db, admin, pipes, url):
+    with app.app_context(), pytest.raises(DefinitionError) as caught:
+        definitions.save_and_publish(db, admin, pipes, rule("hook", {"type": "created"}, [
+            {"type": "webhook", "url": url}]))
+    [message] = caught.value.field_messages()["$.actions[0].url"]
+    assert "WEBHOOK_ALLOWED_HOSTS" in message
+
+
+def test_publishing_a_webhook_to_an_allowed_internal_address_works(app, db, admin, pipes):
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = ["10.0.0.0/8", "localhost"]
+    for url in ("http://10.0.0.5/x", "http://localhost:8080/x", "https://hooks.example.com/x"):
+        publish_hook(app, db, admin, pipes, url)

@@ -37,6 +37,9 @@ DEFAULTS: dict = {
     "AUTOMATION_MAX_DEPTH": 5,  # rule actions that trigger rules: stop at this depth
     "WEBHOOK_TIMEOUT_SECONDS": 10,
     "WEBHOOK_BACKOFF_SECONDS": [10, 60, 300, 1800, 7200],
+    # Webhooks never reach loopback, private, link-local or reserved addresses unless the host
+    # name or a network (CIDR) holding its address is listed here.
+    "WEBHOOK_ALLOWED_HOSTS": [],
     "SMTP_HOST": None,  # e-mail is sent only when an SMTP host is configured
     "SMTP_PORT": 587,
     "SMTP_USER": None,
@@ -48,6 +51,11 @@ DEFAULTS: dict = {
 
 def _flag(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _items(raw: str) -> list[str]:
+    """A comma-separated list: ``"hooks.internal, 10.0.0.0/8"``."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 # Variables read from the environment, with their type.
@@ -66,6 +74,7 @@ ENV_SETTINGS = {
     "LOGIN_FAILURE_WINDOW_SECONDS": int,
     "LOGIN_LOCKOUT_SECONDS": int,
     "LOGIN_THROTTLE_KEY_PREFIX": str,
+    "WEBHOOK_ALLOWED_HOSTS": _items,
     "AUTOMATION": str,
     "AUTOMATION_POLL_SECONDS": float,
     "AUTOMATION_STALE_SECONDS": int,
