@@ -3,6 +3,9 @@ webhooks that refuse loopback, private and internal addresses unless an admin al
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -327,6 +330,54 @@ def test_the_checked_address_is_the_one_connected_to(app, db, admin, rep, pipes,
     assert (delivery.status_code, delivery.error) == (200, None)
     assert asked == ["hooks.example.test"]
     assert hook_receiver.to("/hook")[0]["headers"]["Host"] == f"hooks.example.test:{port}"
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An HTTPS receiver with a certificate for hooks.example.test; records the TLS name each client asked for."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+                    "-out", str(cert), "-subj", "/CN=hooks.example.test",
+                    "-addext", "subjectAltName=DNS:hooks.example.test"], check=True, capture_output=True)
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert, names
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_keeps_the_urls_name_for_sni_and_the_certificate(app, db, admin, rep, pipes, tls_receiver,
+                                                                monkeypatch):
+    port, cert, names = tls_receiver
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+        "127.0.0.1" if host == "hooks.example.test" else host, *a, **k))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the receiver's certificate, for its name only
+    app.config.update(WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"], WEBHOOK_TIMEOUT_SECONDS=5)
+    publish_hook(app, db, admin, pipes, f"https://hooks.example.test:{port}/hook")
+    new_deal(db, rep, pipes)
+    [delivery] = deliver_all(app, db)
+    assert (delivery.status_code, delivery.error) == (200, None)
+    assert names == ["hooks.example.test"]
 
 
 def test_redirects_are_not_followed(app, db, admin, rep, pipes, hook_receiver):
