@@ -609,7 +609,9 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(app):
+    """The loopback receiver, which webhooks may reach only because the setting allows it."""
+    app.config["WEBHOOK_ALLOWED_HOSTS"] = ["127.0.0.1"]
     server = Receiver({"/flaky": [500, 500, 200], "/down": [500]})
     yield server
     server.close()
@@ -620,8 +622,9 @@ SECRET = "s3cret-value"
 
 def test_webhook_is_signed_and_retried_with_backoff_until_it_succeeds(app, db, admin, rep, pipes, receiver):
     app.config["WEBHOOK_BACKOFF_SECONDS"] = [10, 60]
-    publish(db, admin, pipes, rule("hook", {"type": "created"}, [
-        {"type": "webhook", "url": f"{receiver.url}/flaky", "secret": SECRET}]))
+    with app.app_context():  # where the rule check reads WEBHOOK_ALLOWED_HOSTS
+        publish(db, admin, pipes, rule("hook", {"type": "created"}, [
+            {"type": "webhook", "url": f"{receiver.url}/flaky", "secret": SECRET}]))
     deal = new_deal(db, rep, pipes)
     t = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
     run(app, db, t)
@@ -657,8 +660,9 @@ def test_webhook_is_signed_and_retried_with_backoff_until_it_succeeds(app, db, a
 
 def test_webhook_that_always_fails_stops_after_max_attempts(app, db, admin, rep, pipes, receiver):
     app.config["WEBHOOK_BACKOFF_SECONDS"] = [1]
-    publish(db, admin, pipes, rule("hook", {"type": "created"}, [
-        {"type": "webhook", "url": f"{receiver.url}/down", "secret": SECRET, "max_attempts": 3}]))
+    with app.app_context():
+        publish(db, admin, pipes, rule("hook", {"type": "created"}, [
+            {"type": "webhook", "url": f"{receiver.url}/down", "secret": SECRET, "max_attempts": 3}]))
     new_deal(db, rep, pipes)
     t = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
     for seconds in range(0, 10):

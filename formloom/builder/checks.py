@@ -15,6 +15,7 @@ from referencing import Registry, Resource
 
 from formloom.platform.errors import Problem
 from formloom.runtime.compiler import RecordValidator
+from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
@@ -644,9 +645,22 @@ def _check_action(action: dict, path: str, entity_key: str, fields: dict, kinds:
             yield Problem(f"{path}.link_field", f"'{action['link_field']}' must be a relation field of "
                                                 f"'{action['entity']}' pointing to '{entity_key}'.")
         yield from _check_values(action, path, action["entity"], target_fields, ctx, source=fields)
-    elif kind == "webhook" and isinstance(action.get("url"), str) and not action["url"].startswith(
-            ("https://", "http://")):
-        yield Problem(f"{path}.url", "A webhook URL starts with https:// (or http://).")
+    elif kind == "webhook" and isinstance(action.get("url"), str):
+        if not action["url"].startswith(("https://", "http://")):
+            yield Problem(f"{path}.url", "A webhook URL starts with https:// (or http://).")
+        elif (problem := literal_problem(action["url"], _webhook_allowed_hosts())) is not None:
+            yield Problem(f"{path}.url", problem)
+
+
+def _webhook_allowed_hosts() -> list[str] | str:
+    """The WEBHOOK_ALLOWED_HOSTS setting of the app at hand (none outside one).
+
+    Read here rather than passed down: the setting belongs to the install, not to the definition,
+    and every caller that publishes (views, API, CLI) runs inside the app's context.
+    """
+    from flask import current_app, has_app_context
+
+    return current_app.config.get("WEBHOOK_ALLOWED_HOSTS") or [] if has_app_context() else []
 
 
 def _check_values(action: dict, path: str, entity_key: str, fields: dict, ctx: AppContext,

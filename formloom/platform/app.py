@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from formloom.platform import config, db, idempotency
 from formloom.platform.errors import FormloomError
@@ -34,6 +35,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config.sqlite_url(instance)
 
+    if app.config.get("TRUSTED_PROXIES"):
+        # The client's address (login throttling, the audit) and whether it came over HTTPS
+        # (Secure cookies, HSTS) come from the proxies' X-Forwarded-* headers, and only from them.
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
     db.init_app(app)
     csrf.init_app(app)
     _register_parts(app)
@@ -49,7 +56,7 @@ def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
     from formloom.builder import bundles_api
     from formloom.builder import views as builder_views
-    from formloom.platform import web_auth
+    from formloom.platform import account_views, audit_views, web_auth
     from formloom.runtime import api as runtime_api
     from formloom.runtime import (
         automation_api,
@@ -74,6 +81,10 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(automation_api.bp)
     app.register_blueprint(automation_views.bp)
     app.register_blueprint(api_docs.bp)
+    app.register_blueprint(account_views.bp)
+    app.register_blueprint(account_views.api)
+    app.register_blueprint(audit_views.bp)
+    app.register_blueprint(audit_views.api)
 
 
 def _protect_csrf() -> None:
@@ -88,6 +99,9 @@ def _security_headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    hsts = current_app.config.get("HSTS_SECONDS")
+    if request.is_secure and hsts:  # browsers ignore the header over plain http anyway
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={int(hsts)}")
     return response
 
 

@@ -210,10 +210,17 @@ def _hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
-    """Create a token; the secret is returned once and only its hash is stored."""
+def create_token(session: Session, user: User, name: str, scopes: list[str] | None = None) -> tuple[ApiToken, str]:
+    """Create a token; the secret is returned once and only its hash is stored.
+
+    ``scopes`` limit what the token may do (see :data:`TOKEN_SCOPES`); None: whatever its user may.
+    """
+    problems = [problem for scope in scopes or () if (problem := scope_problem(scope))]
+    if problems:
+        raise FormloomError(problems[0])
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, prefix=secret[:12], token_hash=_hash_token(secret))
+    token = ApiToken(user_id=user.id, name=name, prefix=secret[:12], token_hash=_hash_token(secret),
+                     scopes=list(scopes) if scopes is not None else None)
     session.add(token)
     session.flush()
     return token, secret

@@ -135,15 +135,23 @@ def token() -> None:
 @token.command("create")
 @click.argument("username")
 @click.option("--name", default="cli", help="What the token is for")
+@click.option("--scope", "scopes", multiple=True,
+              help=f"Limit the token (repeatable): {', '.join(auth.TOKEN_SCOPES)} or {auth.APP_SCOPE_PREFIX}<app key>. "
+                   "Without any: whatever the user may.")
 @pass_ctx
-def token_create(ctx: Context, username: str, name: str) -> None:
+def token_create(ctx: Context, username: str, name: str, scopes: tuple[str, ...]) -> None:
     """Create an API token for USERNAME and print it once."""
+    from formloom.platform import tokens
+
     with ctx.app.app_context():
         session = new_session(ctx.app, write=True)
         owner = session.scalar(select(User).where(User.username == username))
         if owner is None:
             _fail(FormloomError(f"There is no user '{username}'."))
-        _, secret = auth.create_token(session, owner, name)
+        try:
+            _, secret = tokens.issue(session, None, owner, name, list(scopes) or None, via="cli")
+        except FormloomError as exc:
+            _fail(exc)
         session.commit()
         click.echo(secret)
 

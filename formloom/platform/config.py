@@ -17,6 +17,19 @@ DEFAULTS: dict = {
     "WTF_CSRF_TIME_LIMIT": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # Send the session cookie over HTTPS only. Off in the embedded default (plain http on
+    # localhost would lose the cookie); every production install behind HTTPS turns it on.
+    "SESSION_COOKIE_SECURE": False,
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # seconds: a session ends after 12 h without a request
+    "HSTS_SECONDS": 365 * 24 * 3600,  # Strict-Transport-Security on HTTPS answers; 0: not sent
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For/-Proto/-Host are believed
+    # Failed logins: this many failures of one username from one address, or of any usernames
+    # from one address, within the window lock that username+address (or address) for the lockout.
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_FAILURE_WINDOW_SECONDS": 15 * 60,
+    "LOGIN_LOCKOUT_SECONDS": 15 * 60,
+    "LOGIN_THROTTLE_KEY_PREFIX": "formloom:login:",  # Redis keys, when REDIS_URL is set
     # Automation: "inline" runs events in a background thread of the web process (embedded
     # default), "redis" leaves them to `formloom worker`, "off" to whoever calls the dispatcher.
     "AUTOMATION": "inline",
@@ -25,6 +38,9 @@ DEFAULTS: dict = {
     "AUTOMATION_MAX_DEPTH": 5,  # rule actions that trigger rules: stop at this depth
     "WEBHOOK_TIMEOUT_SECONDS": 10,
     "WEBHOOK_BACKOFF_SECONDS": [10, 60, 300, 1800, 7200],
+    # Webhooks never reach loopback, private, link-local or reserved addresses unless the host
+    # name or a network (CIDR) holding its address is listed here.
+    "WEBHOOK_ALLOWED_HOSTS": [],
     "SMTP_HOST": None,  # e-mail is sent only when an SMTP host is configured
     "SMTP_PORT": 587,
     "SMTP_USER": None,
@@ -32,6 +48,16 @@ DEFAULTS: dict = {
     "SMTP_FROM": "formloom@localhost",
     "SMTP_STARTTLS": True,
 }
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _items(raw: str) -> list[str]:
+    """A comma-separated list: ``"hooks.internal, 10.0.0.0/8"``."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
 
 # Variables read from the environment, with their type.
 ENV_SETTINGS = {
@@ -41,7 +67,16 @@ ENV_SETTINGS = {
     "DEFAULT_LOCALE": str,
     "PAGE_SIZE": int,
     "IDEMPOTENCY_TTL_HOURS": float,
-    "SESSION_COOKIE_SECURE": lambda v: v.lower() in ("1", "true", "yes"),
+    "SESSION_COOKIE_SECURE": _flag,
+    "PERMANENT_SESSION_LIFETIME": int,
+    "HSTS_SECONDS": int,
+    "TRUSTED_PROXIES": int,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": int,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": int,
+    "LOGIN_FAILURE_WINDOW_SECONDS": int,
+    "LOGIN_LOCKOUT_SECONDS": int,
+    "LOGIN_THROTTLE_KEY_PREFIX": str,
+    "WEBHOOK_ALLOWED_HOSTS": _items,
     "AUTOMATION": str,
     "AUTOMATION_POLL_SECONDS": float,
     "AUTOMATION_STALE_SECONDS": int,

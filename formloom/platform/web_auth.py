@@ -5,17 +5,20 @@ from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from formloom.platform import auth
+from formloom.platform import audit, auth, throttle
+from formloom.platform.audit import AuditKind
 from formloom.platform.db import get_session
 from formloom.platform.errors import Unauthorized
 from formloom.platform.models import User
+from formloom.runtime.i18n import translate
 
 bp = Blueprint("auth", __name__)
 
 
 def init_app(app: Flask) -> None:
+    throttle.init_app(app)
     app.before_request(load_identity)
     app.register_blueprint(bp)
 
@@ -67,18 +70,53 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
-        user = auth.authenticate(get_session(), request.form.get("username", ""),
-                                 request.form.get("password", ""))
-        if user is not None:
-            session.clear()
-            session["user_id"] = user.id
-            return redirect(_safe_next(request.args.get("next")))
-        flash("Wrong username or password.", "error")
-    return render_template("login.html", username=request.form.get("username", "")), \
-        401 if request.method == "POST" else 200
+        return _try_login(request.form.get("username", "").strip(), request.form.get("password", ""))
+    return render_template("login.html", username="")
+
+
+def _try_login(username: str, password: str):
+    """Check the password unless too many logins failed; every outcome goes to the audit."""
+    db, guard, address = get_session(), throttle.throttle_of(current_app), audit.client_ip()
+    lock = guard.check(username, address)
+    if lock is not None:
+        audit.record(db, AuditKind.LOGIN_THROTTLED, None, subject=username,
+                     detail={"lock": lock.scope.value, "retry_after": lock.seconds})
+        db.commit()
+        return _locked_out(username, lock)
+    user = auth.authenticate(db, username, password)
+    if user is None:
+        lock = guard.failed(username, address)
+        audit.record(db, AuditKind.LOGIN_FAILED, None, subject=username,
+                     detail={"locked": lock.scope.value} if lock else None)
+        db.commit()
+        if lock is not None:
+            return _locked_out(username, lock)
+        flash(translate("wrong_login"), "error")
+        return render_template("login.html", username=username), 401
+    guard.succeeded(username, address)
+    audit.record(db, AuditKind.LOGIN, user, subject=user.username)
+    db.commit()
+    session.clear()
+    session.permanent = True  # the cookie lasts PERMANENT_SESSION_LIFETIME, renewed by each request
+    session["user_id"] = user.id
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _locked_out(username: str, lock: throttle.Lock):
+    """429 with the login page saying how long to wait."""
+    minutes = translate("minute_one" if lock.minutes == 1 else "minute_other").format(n=lock.minutes)
+    key = "login_locked_account" if lock.scope is throttle.LockScope.ACCOUNT else "login_locked_address"
+    flash(translate(key).format(minutes=minutes), "error")
+    response = current_app.make_response((render_template("login.html", username=username), 429))
+    response.headers["Retry-After"] = str(lock.seconds)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if g.user is not None:
+        db = get_session()
+        audit.record(db, AuditKind.LOGOUT, g.user, subject=g.user.username)
+        db.commit()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -42,14 +42,17 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_backoff: tuple[int, ...] = (10, 60, 300, 1800, 7200)
     smtp: Mapping[str, Any] | None = None
+    webhook_allowed_hosts: tuple[str, ...] = ()  # hosts and networks webhooks may reach though not public
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         smtp = {k[5:].lower(): v for k, v in config.items() if k.startswith("SMTP_")} if config.get("SMTP_HOST") \
             else None
+        allowed = config.get("WEBHOOK_ALLOWED_HOSTS") or ()
         return cls(max_depth=int(config.get("AUTOMATION_MAX_DEPTH", 5)),
                    webhook_timeout=float(config.get("WEBHOOK_TIMEOUT_SECONDS", 10)),
-                   webhook_backoff=tuple(config.get("WEBHOOK_BACKOFF_SECONDS") or (10,)), smtp=smtp)
+                   webhook_backoff=tuple(config.get("WEBHOOK_BACKOFF_SECONDS") or (10,)), smtp=smtp,
+                   webhook_allowed_hosts=tuple(allowed.split(",") if isinstance(allowed, str) else allowed))
 
 
 @dataclass
