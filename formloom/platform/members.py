@@ -275,20 +275,22 @@ def find_user(session: Session, username: object) -> User:
 
 # --- teams -----------------------------------------------------------------------------------
 
-class _Keep(Enum):
+class Keep(Enum):
+    """Leave this part of a team as it is."""
+
     KEEP = "keep"
 
 
-KEEP = _Keep.KEEP
+KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
 class TeamChange:
     """What to set on a team; ``KEEP`` leaves a part as it is. People are named by username."""
 
-    name: str | _Keep = KEEP
-    manager: str | _Keep | None = KEEP  # None: no manager
-    members: tuple[str, ...] | _Keep = KEEP  # the whole list
+    name: str | Keep = KEEP
+    manager: str | Keep | None = KEEP  # None: no manager
+    members: tuple[str, ...] | Keep = KEEP  # the whole list
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from flask import Blueprint, g, jsonify
 from formloom.platform import members
 from formloom.platform.api_common import BadRequest, iso, json_body, require
 from formloom.platform.db import get_session
-from formloom.platform.members import KEEP, Membership, TeamChange, TeamView
+from formloom.platform.members import KEEP, Keep, Membership, TeamChange, TeamView
 from formloom.platform.models import Team, User
 from formloom.platform.web_auth import login_required
 
@@ -79,7 +79,7 @@ def members_delete(app_key: str, user_id: int):
 
 # --- teams -----------------------------------------------------------------------------------
 
-def _usernames(body: dict) -> tuple[str, ...] | object:
+def _usernames(body: dict) -> tuple[str, ...] | Keep:
     if "members" not in body:
         return KEEP
     names = body["members"]

@@ -103,6 +103,7 @@ UI_TEXT: dict[str, dict[str, str]] = {
                       "zh-CN": "小写字母、数字和下划线，例如 east_sales；创建后不可修改。"},
     "team_name": {"en": "Name", "zh-CN": "名称"},
     "team_manager": {"en": "Manager", "zh-CN": "负责人"},
+    "manages_team": {"en": "manager", "zh-CN": "负责人"},
     "team_members": {"en": "Members", "zh-CN": "成员"},
     "no_manager": {"en": "No manager", "zh-CN": "无负责人"},
     "no_team_members": {"en": "No members yet.", "zh-CN": "还没有成员。"},
