@@ -3,6 +3,8 @@ the command line, the audit entries, and that a new role counts from the next re
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ from formloom.builder import definitions
 from formloom.platform import audit, auth, members
 from formloom.platform.auth import Cause
 from formloom.platform.cli import main
+from formloom.platform.db import new_session
 from formloom.platform.errors import Conflict, Forbidden, NotFound
 from formloom.platform.members import KEEP, LastAdmin, TeamChange, UnknownRole, UnknownUser
 from formloom.platform.models import AppMember, Team, TeamMember, User
@@ -137,6 +140,36 @@ def test_the_last_app_admin_stays_when_there_is_no_global_admin(db, sales, admin
     members.remove_member(db, boss, sales, own)  # mia can manage the app now
     db.commit()
     assert role_of(db, sales, boss) is None
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(app, db, sales, admin, people):
+    admin.role = "member"
+    auth.grant_app(db, people["mia"], sales, "admin")
+    db.commit()
+    first, second = new_session(app, write=True), new_session(app, write=True)
+    boss = first.get(User, people["boss"].id)
+    members.change_role(first, boss, sales, members.get_member(first, boss, sales, people["mia"].id), "rep")
+    outcome = []
+
+    def demote_boss():  # waits for the first transaction, then sees mia is no admin, or boss the last one
+        try:
+            mia = second.get(User, people["mia"].id)
+            members.change_role(second, mia, sales, members.get_member(second, mia, sales, people["boss"].id),
+                                "rep")
+            second.commit()
+            outcome.append("demoted")
+        except (LastAdmin, Forbidden):
+            second.rollback()
+            outcome.append("refused")
+
+    racer = threading.Thread(target=demote_boss)
+    racer.start()
+    time.sleep(0.5)
+    first.commit()
+    racer.join(timeout=60)
+    first.close(), second.close()
+    assert outcome == ["refused"]
+    assert (role_of(db, sales, people["boss"]), role_of(db, sales, people["mia"])) == ("admin", "rep")
 
 
 def test_a_global_admin_keeps_an_app_manageable_without_app_admins(db, sales, admin, people):

@@ -158,7 +158,7 @@ def add_member(session: Session, actor: User | None, app: App, username: str, ro
     if existing is not None:
         raise Conflict(f"'{user.username}' is already a member of app '{app.key}' (role {existing.role}); "
                        f"change their role instead.")
-    _refuse_admin_grant(session, actor, app, user, None, role)
+    _refuse_admin_powers(session, actor, app, user, None, role)
     member = AppMember(app_id=app.id, user_id=user.id, role=role)
     session.add(member)
     _changed(session, actor, app, user, None, role)
@@ -172,7 +172,7 @@ def change_role(session: Session, actor: User | None, app: App, member: AppMembe
     if member.role == role:
         return member
     user = session.get(User, member.user_id)
-    _refuse_admin_grant(session, actor, app, user, member.role, role)
+    _refuse_admin_powers(session, actor, app, user, member.role, role)
     _keep_someone_in_charge(session, app, member, user)
     before, member.role = member.role, role
     _changed(session, actor, app, user, before, role)
@@ -183,7 +183,7 @@ def remove_member(session: Session, actor: User | None, app: App, member: AppMem
     """Take ``member`` out of ``app`` (their records stay; they no longer see the app)."""
     authorize(session, actor, Action.MANAGE_MEMBERS, app)
     user = session.get(User, member.user_id)
-    _refuse_admin_grant(session, actor, app, user, member.role, None)
+    _refuse_admin_powers(session, actor, app, user, member.role, None)
     _keep_someone_in_charge(session, app, member, user)
     before = member.role
     session.delete(member)
@@ -210,7 +210,7 @@ def is_app_admin(session: Session, user: User | None, app: App) -> bool:
     return member is not None and member.role == AppRole.ADMIN.value
 
 
-def _refuse_admin_grant(session: Session, actor: User | None, app: App, user: User,
+def _refuse_admin_powers(session: Session, actor: User | None, app: App, user: User,
                         before: str | None, after: str | None) -> None:
     """Only app admins (and global admins) give, change or take away an admin's powers.
 
@@ -236,9 +236,13 @@ def _keep_someone_in_charge(session: Session, app: App, leaving: AppMember, user
     """An app must keep someone who can manage it: another active app admin, or a global admin."""
     if leaving.role != AppRole.ADMIN.value:
         return
-    other_admins = session.scalar(select(func.count()).select_from(AppMember).join(User, User.id == AppMember.user_id)
-                                  .where(AppMember.app_id == app.id, AppMember.role == AppRole.ADMIN.value,
-                                         AppMember.user_id != leaving.user_id, User.is_active.is_(True)))
+    # Lock every admin row of the app (the leaving one too): two admins demoting each other at
+    # once then queue, and the second sees the first's change.
+    admins = session.scalars(select(AppMember.user_id).join(User, User.id == AppMember.user_id)
+                             .where(AppMember.app_id == app.id, AppMember.role == AppRole.ADMIN.value,
+                                    User.is_active.is_(True))
+                             .with_for_update(of=AppMember)).all()
+    other_admins = set(admins) - {leaving.user_id}
     global_admins = session.scalar(select(func.count()).select_from(User).where(
         User.role == Role.ADMIN.value, User.is_active.is_(True)))
     if not other_admins and not global_admins:
