@@ -56,7 +56,7 @@ def _register_parts(app: Flask) -> None:
     from formloom.builder import api as builder_api
     from formloom.builder import bundles_api
     from formloom.builder import views as builder_views
-    from formloom.platform import account_views, audit_views, web_auth
+    from formloom.platform import account_views, audit_views, members_api, members_views, web_auth
     from formloom.runtime import api as runtime_api
     from formloom.runtime import (
         automation_api,
@@ -85,6 +85,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(account_views.api)
     app.register_blueprint(audit_views.bp)
     app.register_blueprint(audit_views.api)
+    app.register_blueprint(members_views.bp)
+    app.register_blueprint(members_api.bp)
 
 
 def _protect_csrf() -> None:

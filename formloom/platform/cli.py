@@ -10,7 +10,7 @@ from sqlalchemy import select
 from formloom.platform import auth, migrate
 from formloom.platform.db import get_engine, new_session
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, AppRole, User
+from formloom.platform.models import App, AppMember, AppRole, User
 
 
 class Context:
@@ -154,6 +154,108 @@ def token_create(ctx: Context, username: str, name: str, scopes: tuple[str, ...]
             _fail(exc)
         session.commit()
         click.echo(secret)
+
+
+def _actor(session, username: str | None) -> User:
+    """Who a command acts as (and the audit names): ``--as USERNAME``, else the first global admin."""
+    query = select(User).where(User.username == username) if username else \
+        select(User).where(User.role == "admin", User.is_active.is_(True)).order_by(User.id)
+    actor = session.scalar(query)
+    if actor is None:
+        raise FormloomError(f"There is no user '{username}'." if username else
+                            "There is no admin user yet; create one with 'formloom user create NAME --admin'.")
+    return actor
+
+
+@main.group()
+def member() -> None:
+    """Give people roles in an app, or take them out of it."""
+
+
+@member.command("set")
+@click.argument("app_key")
+@click.argument("username")
+@click.argument("role")
+@click.option("--as", "acting", default=None, help="Act as this user (default: the first admin)")
+@pass_ctx
+def member_set(ctx: Context, app_key: str, username: str, role: str, acting: str | None) -> None:
+    """Make USERNAME a member of APP_KEY with ROLE, or give the member that role."""
+    from formloom.platform import members
+
+    with ctx.app.app_context(), new_session(ctx.app, write=True) as session:
+        try:
+            actor = _actor(session, acting)
+            app = members.managed_app(session, actor, app_key)
+            before = session.get(AppMember, (app.id, members.find_user(session, username).id))
+            before_role = before.role if before is not None else None
+            members.set_member(session, actor, app, username, role)
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        if before_role == role:
+            click.echo(f"{username} already has the role {role} in app '{app_key}'.")
+        else:
+            click.echo(f"{username} is now {role} in app '{app_key}'" +
+                       (f" (was {before_role})." if before_role else " (new member)."))
+
+
+@member.command("remove")
+@click.argument("app_key")
+@click.argument("username")
+@click.option("--as", "acting", default=None, help="Act as this user (default: the first admin)")
+@pass_ctx
+def member_remove(ctx: Context, app_key: str, username: str, acting: str | None) -> None:
+    """Take USERNAME out of APP_KEY (their records stay)."""
+    from formloom.platform import members
+
+    with ctx.app.app_context(), new_session(ctx.app, write=True) as session:
+        try:
+            actor = _actor(session, acting)
+            app = members.managed_app(session, actor, app_key)
+            person = members.find_user(session, username)
+            members.remove_member(session, actor, app, members.get_member(session, actor, app, person.id))
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        click.echo(f"{username} is no longer a member of app '{app_key}'.")
+
+
+@main.group()
+def team() -> None:
+    """Manage teams (they decide whose records a role with the "team" scope sees)."""
+
+
+@team.command("set")
+@click.argument("key")
+@click.option("--name", default=None, help="The team's name (required for a new team)")
+@click.option("--manager", default=None, help="The manager's username ('' for no manager)")
+@click.option("--member", "member_names", multiple=True,
+              help="A member's username (repeatable); when given, these become the whole list")
+@click.option("--as", "acting", default=None, help="Act as this user (default: the first admin)")
+@pass_ctx
+def team_set(ctx: Context, key: str, name: str | None, manager: str | None, member_names: tuple[str, ...],
+             acting: str | None) -> None:
+    """Create team KEY, or change its name, manager or members (what is not given stays)."""
+    from formloom.platform import members
+
+    change = members.TeamChange(name=members.KEEP if name is None else name,
+                                manager=members.KEEP if manager is None else (manager or None),
+                                members=member_names or members.KEEP)
+    with ctx.app.app_context(), new_session(ctx.app, write=True) as session:
+        try:
+            actor = _actor(session, acting)
+            found = members.find_team(session, actor, key)
+            if found is None:
+                found = members.create_team(session, actor, key, change)
+            else:
+                members.update_team(session, actor, found, change)
+            view = members.team_view(session, found)
+            session.commit()
+        except FormloomError as exc:
+            _fail(exc)
+        people = ", ".join(u.username for u in view.members) or "no members"
+        boss = view.manager.username if view.manager else "no manager"
+        click.echo(f"Team '{key}' ({view.team.name}): manager {boss}; {people}.")
 
 
 @main.group()
