@@ -173,7 +173,7 @@ def test_the_access_definition_travels_after_the_entities_and_is_checked_against
     assert published(db, app)["access", "access"] == access
     exported = bundles.export_app(db, app)
     assert [(b["kind"], b["key"]) for b in exported["definitions"]] == [("entity", "company"), ("access", "access")]
-    assert bundles.describe_counts(bundles.published_counts(db, app)) == "1 entity, 1 access"
+    assert bundles.describe_counts(bundles.published_counts(db, app)) == "1 entity, 1 access definition"
 
     access["roles"][0]["fields"] = {"company": {"nope": "hidden"}}
     with pytest.raises(DefinitionError) as raised:
