@@ -4,13 +4,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal_column, or_, select, text, true
+from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -202,6 +202,10 @@ class Selection:
     def after(self, value: Any, record_id: int) -> ColumnElement:
         return _after(self.sort_expr, self.descending, value, record_id)
 
+    def statement(self, *columns: Any) -> Select:
+        """SELECT ``columns`` (whole records by default) of the list's records, in its order."""
+        return select(*(columns or (Record,))).where(*self.conditions).order_by(*self.order)
+
 
 def select_records(session: Session, user: User, app: App, entity: CompiledEntity, query: ListQuery) -> Selection:
     """The records of ``query`` the user may read: search, filters and sort, checked and as SQL."""
@@ -230,7 +234,7 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
                  query: ListQuery) -> Page:
     chosen = select_records(session, user, app, entity, query)
     total = count(session, chosen)
-    page_query = select(Record).where(*chosen.conditions).order_by(*chosen.order).limit(query.limit + 1)
+    page_query = chosen.statement().limit(query.limit + 1)
     if query.cursor:
         page_query = page_query.where(chosen.after(*_cursor_decode(query.cursor)))
     elif query.offset:
@@ -243,19 +247,15 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
     return Page(rows, total, next_cursor)
 
 
-def batches(session: Session, chosen: Selection, size: int) -> Iterator[list[Record]]:
-    """Every record of ``chosen`` in order, ``size`` at a time, each batch one keyset query."""
-    position = None
-    while True:
-        query = select(Record).where(*chosen.conditions).order_by(*chosen.order).limit(size)
-        if position is not None:
-            query = query.where(chosen.after(*position))
-        rows = list(session.scalars(query))
-        if rows:
-            yield rows
-        if len(rows) < size:
-            return
-        position = chosen.position(rows[-1])
+def batches(session: Session, chosen: Selection, size: int, *columns: Any) -> Iterator[Sequence[Any]]:
+    """Every record of ``chosen`` in order (or rows of ``columns`` of them), ``size`` at a time.
+
+    One query, sorted once and read as it is sent (a server-side cursor on PostgreSQL): pages
+    of keyset queries would sort the whole list again for each batch when no index serves the
+    order, quadratic in its length.
+    """
+    result = session.execute(chosen.statement(*columns).execution_options(yield_per=size))
+    yield from (result if columns else result.scalars()).partitions()
 
 
 def _refuse_hidden(rules: access.Policy, entity: CompiledEntity, query: ListQuery) -> None:
