@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Iterable
+from typing import BinaryIO
 
 import click
 from sqlalchemy import select
@@ -337,6 +339,76 @@ def import_csv(ctx: Context, app_key: str, entity_key: str, path: str, match: st
         session.commit()
         click.echo(f"Imported {report.created} new and {report.updated} updated {entity_key} record(s) "
                    f"(batch {report.batch}).")
+
+
+@main.command("export")
+@click.argument("app_key")
+@click.argument("entity_key")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              help="Write to this file ('-': standard output; default: ENTITY-DATE.FORMAT in this folder)")
+@click.option("--user", "username", default=None,
+              help="Export as this user, who sees only what their role may read (default: the first admin)")
+@click.option("--header", type=click.Choice(["labels", "keys"]), default="labels", show_default=True,
+              help="Name the columns by their labels or by their field keys")
+@click.option("--locale", type=click.Choice(["en", "zh-CN"]), default=None,
+              help="Language of labels and values (default: the user's, else English)")
+@click.option("--search", default="", help="Only records whose title contains this text")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD[.OP]=VALUE",
+              help="Only records that match, as the list's f.FIELD[.OP] parameters (repeatable)")
+@click.option("--sort", default="-updated_at", show_default=True, help="[-]FIELD: the order of the rows")
+@pass_ctx
+def export_list(ctx: Context, app_key: str, entity_key: str, fmt: str, output: str | None,
+                   username: str | None, header: str, locale: str | None, search: str,
+                   filters: tuple[str, ...], sort: str) -> None:
+    """Export the records of ENTITY_KEY in APP_KEY as CSV or XLSX, as the user's record list holds them.
+
+    Columns are the record id, the fields the user may see, the owner and the created/updated
+    times (UTC). See docs/exports.md.
+    """
+    from formloom.runtime import catalog, exports, listing
+
+    with ctx.app.app_context(), new_session(ctx.app) as session:
+        query = select(User).where(User.username == username) if username else \
+            select(User).where(User.role == "admin").order_by(User.id)
+        actor = session.scalar(query)
+        try:
+            if actor is None:
+                raise FormloomError(f"There is no user '{username}'." if username else "There is no admin user yet.")
+            app = catalog.get_app(session, app_key)
+            entity = catalog.entity(session, app, entity_key)
+            wanted = listing.ListQuery(search=search, sort=sort,
+                                       filters=listing.parse_filters(_filter_args(filters), entity))
+            exported = exports.export_records(
+                session, actor, app, entity_key, wanted, exports.ExportFormat(fmt), locale or actor.locale or "en",
+                header=exports.Header(header), max_rows=exports.max_rows_setting(ctx.app.config))
+            target = output or exported.filename
+            if target == "-":
+                _write_chunks(exported.chunks, click.get_binary_stream("stdout"))
+            else:
+                with open(target, "wb") as stream:
+                    _write_chunks(exported.chunks, stream)
+        except FormloomError as exc:
+            _fail(exc)
+        where = "standard output" if target == "-" else target
+        click.echo(f"Exported {exported.rows} {entity_key} record(s) to {where}.", err=target == "-")
+
+
+def _write_chunks(chunks: Iterable[bytes], stream: BinaryIO) -> None:
+    for chunk in chunks:
+        stream.write(chunk)
+    stream.flush()
+
+
+def _filter_args(filters: tuple[str, ...]) -> dict[str, str]:
+    """``stage=won``, ``amount.gte=1000`` as the list's ``f.stage``, ``f.amount.gte`` parameters."""
+    args = {}
+    for given in filters:
+        name, equals, value = given.partition("=")
+        if not equals or not name.strip():
+            raise FormloomError(f"--filter must look like FIELD=VALUE or FIELD.OP=VALUE, got '{given}'.")
+        args[f"f.{name.strip()}"] = value
+    return args
 
 
 @main.command()

@@ -14,9 +14,10 @@ from formloom.platform.db import get_session
 from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
-from formloom.runtime import access, catalog, listing, records
+from formloom.runtime import access, catalog, exports, listing, records
 from formloom.runtime.fields import ID_LIMIT, describe_types
-from formloom.runtime.labels import text_of
+from formloom.runtime.labels import LOCALES, text_of
+from formloom.runtime.views import export_response
 
 bp = Blueprint("runtime_api", __name__, url_prefix="/api/v1")
 
@@ -85,6 +86,25 @@ def records_list(app_key: str, entity_key: str):
     page = listing.list_records(db, g.user, app, entity, query)
     return jsonify({"items": [record_json(r) for r in page.records], "total": page.total,
                     "next_cursor": page.next_cursor})
+
+
+@bp.get("/apps/<app_key>/records/<entity_key>/export")
+@login_required
+def records_export(app_key: str, entity_key: str):
+    """Every record of the list the same parameters give (``q``, ``f.*``, ``sort``, ``deleted``) as a file."""
+    app = _app(app_key, Action.EXPORT_RECORDS)
+    db = get_session()
+    access.policy(db, g.user, app).require(entity_key, access.RecordAction.EXPORT)
+    entity = catalog.entity(db, app, entity_key)
+    query = listing.ListQuery(search=request.args.get("q", ""), sort=request.args.get("sort") or "-updated_at",
+                              filters=listing.parse_filters(request.args, entity),
+                              deleted=request.args.get("deleted") in ("1", "true"))
+    locale = request.args.get("locale") or g.user.locale or "en"
+    exported = exports.export_records(
+        db, g.user, app, entity_key, query, exports.parse_format(request.args.get("format")),
+        locale if locale in LOCALES else "en", header=exports.parse_header(request.args.get("header")),
+        max_rows=exports.max_rows_setting(current_app.config))
+    return export_response(exported, db)
 
 
 @bp.post("/apps/<app_key>/records/<entity_key>")

@@ -51,6 +51,13 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "updated": {"en": "Updated", "zh-CN": "更新时间"},
     "created": {"en": "Created", "zh-CN": "创建时间"},
     "deleted_records": {"en": "Deleted records", "zh-CN": "已删除的记录"},
+    # exports
+    "export_csv": {"en": "Export CSV", "zh-CN": "导出 CSV"},
+    "export_xlsx": {"en": "Export Excel", "zh-CN": "导出 Excel"},
+    "export_help": {"en": "Download every record of this list, as searched, filtered and sorted",
+                    "zh-CN": "下载本列表按当前搜索、筛选和排序得到的全部记录"},
+    "export_id": {"en": "ID", "zh-CN": "编号"},
+    "owner": {"en": "Owner", "zh-CN": "负责人"},
     "removed_fields": {"en": "Fields no longer in use", "zh-CN": "已停用的字段"},
     "removed_fields_help": {"en": "These values were stored before the fields were removed; they are kept.",
                             "zh-CN": "这些值在字段被移除前已保存，仍予保留。"},

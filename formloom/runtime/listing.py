@@ -4,13 +4,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal_column, or_, select, text, true
+from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -183,8 +183,36 @@ def _after(sort_expr: ColumnElement, descending: bool, value: Any, record_id: in
     return or_(sort_expr.is_(None), beyond, and_(sort_expr == value, next_id))
 
 
-def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
-                 query: ListQuery) -> Page:
+@dataclass(frozen=True)
+class Selection:
+    """The WHERE and ORDER BY of a list, shared by its pages and by exports so they never disagree."""
+
+    conditions: tuple[ColumnElement, ...]  # app and entity, read scope, live/deleted, search, filters
+    sort_expr: ColumnElement
+    descending: bool
+    sort_key: str
+    numeric: bool  # the sort key is a numeric field
+
+    @property
+    def order(self) -> list[ColumnElement]:
+        """``sort IS NULL, sort [DESC], id [DESC]``: empty values last, ties broken by id."""
+        return [self.sort_expr.is_(None), self.sort_expr.desc() if self.descending else self.sort_expr.asc(),
+                Record.id.desc() if self.descending else Record.id.asc()]
+
+    def position(self, record: Record) -> tuple[Any, int]:
+        """Where ``record`` stands in the order (a keyset cursor's content)."""
+        return _sort_value(record, self.sort_key, self.numeric), record.id
+
+    def after(self, value: Any, record_id: int) -> ColumnElement:
+        return _after(self.sort_expr, self.descending, value, record_id)
+
+    def statement(self, *columns: Any) -> Select:
+        """SELECT ``columns`` (whole records by default) of the list's records, in its order."""
+        return select(*(columns or (Record,))).where(*self.conditions).order_by(*self.order)
+
+
+def select_records(session: Session, user: User, app: App, entity: CompiledEntity, query: ListQuery) -> Selection:
+    """The records of ``query`` the user may read: search, filters and sort, checked and as SQL."""
     authorize(session, user, Action.READ_RECORDS, app)
     rules = access.policy(session, user, app)
     rules.require(entity.key, RecordAction.READ)
@@ -197,23 +225,41 @@ def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
         pattern = f"%{_escape_like(query.search.strip().lower())}%"
         conditions.append(func.lower(Record.title).like(pattern, escape="\\"))
     conditions += [_filter_expression(session, entity, f) for f in query.filters]
-    total = session.scalar(select(func.count()).select_from(Record).where(*conditions))
-
     sort_expr, descending, sort_key = _sort_expression(entity, query.sort)
-    order = [sort_expr.is_(None), sort_expr.desc() if descending else sort_expr.asc(),
-             Record.id.desc() if descending else Record.id.asc()]
-    page_query = select(Record).where(*conditions).order_by(*order).limit(query.limit + 1)
+    numeric = sort_key in entity.by_key and entity.by_key[sort_key].type.numeric
+    return Selection(tuple(conditions), sort_expr, descending, sort_key, numeric)
+
+
+def count(session: Session, chosen: Selection) -> int:
+    return session.scalar(select(func.count()).select_from(Record).where(*chosen.conditions)) or 0
+
+
+def list_records(session: Session, user: User, app: App, entity: CompiledEntity,
+                 query: ListQuery) -> Page:
+    chosen = select_records(session, user, app, entity, query)
+    total = count(session, chosen)
+    page_query = chosen.statement().limit(query.limit + 1)
     if query.cursor:
-        page_query = page_query.where(_after(sort_expr, descending, *_cursor_decode(query.cursor)))
+        page_query = page_query.where(chosen.after(*_cursor_decode(query.cursor)))
     elif query.offset:
         page_query = page_query.offset(query.offset)
     rows = list(session.scalars(page_query))
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[:query.limit]
-        numeric = sort_key in entity.by_key and entity.by_key[sort_key].type.numeric
-        next_cursor = _cursor_encode(_sort_value(rows[-1], sort_key, numeric), rows[-1].id)
-    return Page(rows, total or 0, next_cursor)
+        next_cursor = _cursor_encode(*chosen.position(rows[-1]))
+    return Page(rows, total, next_cursor)
+
+
+def batches(session: Session, chosen: Selection, size: int, *columns: Any) -> Iterator[Sequence[Any]]:
+    """Every record of ``chosen`` in order (or rows of ``columns`` of them), ``size`` at a time.
+
+    One query, sorted once and read as it is sent (a server-side cursor on PostgreSQL): pages
+    of keyset queries would sort the whole list again for each batch when no index serves the
+    order, quadratic in its length.
+    """
+    result = session.execute(chosen.statement(*columns).execution_options(yield_per=size))
+    yield from (result if columns else result.scalars()).partitions()
 
 
 def _refuse_hidden(rules: access.Policy, entity: CompiledEntity, query: ListQuery) -> None:

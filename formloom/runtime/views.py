@@ -1,10 +1,11 @@
 """The reps' pages: apps, record lists, generated forms and record pages with their history."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy.orm import Session
 
 from formloom.platform.api_common import BadRequest
 from formloom.platform.auth import Action, can, visible_apps
@@ -13,7 +14,7 @@ from formloom.platform.errors import Conflict, RecordValidationError, VersionCon
 from formloom.platform.models import App, Record, User
 from formloom.platform.storage import storage_for
 from formloom.platform.web_auth import login_required
-from formloom.runtime import access, catalog, files, listing, pipelines, records
+from formloom.runtime import access, catalog, exports, files, listing, pipelines, records
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
@@ -130,6 +131,43 @@ def record_list(app_key: str, entity_key: str):
                            error=error, nav=_nav(app), args=request.args,
                            pipeline=pipelines.pipeline_for(db, app, entity.key),
                            other_forms=[f for f in catalog.forms_of(db, app, entity) if f["key"] != entity.key])
+
+
+@bp.route("/apps/<app_key>/<entity_key>/export.<any(csv, xlsx):fmt>")
+@login_required
+def record_export(app_key: str, entity_key: str, fmt: str):
+    """The list as currently searched, filtered and sorted (the list page's arguments), every page."""
+    app = _app(app_key, Action.EXPORT_RECORDS)
+    db = get_session()
+    rules = rules_of(app)
+    rules.require(entity_key, access.RecordAction.EXPORT)
+    entity = rules.visible_entity(catalog.entity(db, app, entity_key))
+    query = listing.ListQuery(search=request.args.get("q", ""), sort=request.args.get("sort") or "-updated_at",
+                              filters=listing.parse_filters(request.args, entity),
+                              deleted=request.args.get("deleted") == "1")
+    exported = exports.export_records(db, g.user, app, entity_key, query, exports.ExportFormat(fmt),
+                                      current_locale(), header=exports.parse_header(request.args.get("header")),
+                                      max_rows=exports.max_rows_setting(current_app.config))
+    return export_response(exported, db)
+
+
+def export_response(exported: exports.ExportFile, session: Session) -> Response:
+    """An export as a download; a CSV is streamed batch by batch as ``session`` reads it.
+
+    The request's teardown closes the session when the view returns, before the body is sent;
+    the CSV's batches then read in it again (a closed session opens a new transaction when
+    used), so the body closes it once it is done or the client goes away.
+    """
+    def body() -> Iterator[bytes]:
+        try:
+            yield from exported.chunks
+        finally:
+            session.close()
+
+    response = Response(body(), content_type=exported.mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _form_page(app: App, entity: CompiledEntity, record: Record | None):
