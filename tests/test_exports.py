@@ -244,8 +244,9 @@ def test_formula_payloads_are_inert_in_csv(client, db, admin_headers, payloads):
     assert set(column(rows, "Amount")) == {"-5.00", ""} and set(column(rows, "Quantity")) == {"-3", ""}
 
 
-def test_formula_payloads_are_inert_string_cells_in_xlsx(client, db, admin_headers, payloads):
+def test_formula_payloads_are_inert_string_cells_in_xlsx(client, db, admin, admin_headers, ledger, payloads):
     titles, notes = payloads
+    add_entries(db, admin, ledger, {"name": "error value", "note": "#N/A"})
     cells = xlsx_cells(download(client, admin_headers, "xlsx"))
     header = [c.value for c in cells[0]]
     by_name = {name: [row[header.index(name)] for row in cells[1:]] for name in ("Name", "Note", "Payer", "Amount")}
@@ -255,10 +256,12 @@ def test_formula_payloads_are_inert_string_cells_in_xlsx(client, db, admin_heade
     for cell in neutralised:
         assert cell.data_type == "s", cell.value
     # XML reads a lone carriage return back as a line feed; the apostrophe is what matters.
-    assert sorted(c.value.replace("\r", "\n") for c in by_name["Note"] if c.value) == \
+    assert sorted(c.value.replace("\r", "\n") for c in by_name["Note"] if c.value and c.value != "#N/A") == \
         sorted("'" + p.replace("\r", "\n") for p in notes)
     assert sorted(c.value for c in by_name["Name"] if c.value.startswith("'")) == sorted("'" + p for p in titles)
     assert all(c.data_type != "f" for row in cells for c in row)
+    error_text = [c for c in by_name["Note"] if c.value == "#N/A"]  # text, not Excel's error value
+    assert len(error_text) == 1 and error_text[0].data_type == "s"
     amounts = [c for c in by_name["Amount"] if c.value is not None]
     assert len(amounts) == len(titles)
     assert all(c.data_type == "n" and c.value == -5 for c in amounts)

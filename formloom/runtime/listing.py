@@ -231,6 +231,7 @@ def select_records(session: Session, user: User, app: App, entity: CompiledEntit
 
 
 def count(session: Session, chosen: Selection) -> int:
+    """How many records the list holds (all its pages)."""
     return session.scalar(select(func.count()).select_from(Record).where(*chosen.conditions)) or 0
 
 
