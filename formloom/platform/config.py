@@ -11,6 +11,7 @@ DEFAULTS: dict = {
     "REDIS_URL": None,  # None: the embedded in-process queue
     "DEFAULT_LOCALE": "en",
     "PAGE_SIZE": 25,
+    "EXPORT_MAX_ROWS": 100_000,  # rows per export (CSV or XLSX); more is refused with the count
     "API_PAGE_SIZE_MAX": 200,
     "IDEMPOTENCY_TTL_HOURS": 24,  # how long an API POST's Idempotency-Key answers replays
     "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced in before_request (see app.py)
@@ -66,6 +67,7 @@ ENV_SETTINGS = {
     "SECRET_KEY": str,
     "DEFAULT_LOCALE": str,
     "PAGE_SIZE": int,
+    "EXPORT_MAX_ROWS": int,
     "IDEMPOTENCY_TTL_HOURS": float,
     "SESSION_COOKIE_SECURE": _flag,
     "PERMANENT_SESSION_LIFETIME": int,
