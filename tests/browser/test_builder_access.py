@@ -243,7 +243,8 @@ def test_every_control_has_a_name_and_the_phone_layout_scrolls_only_the_matrix(b
     assert scroller.evaluate("(el) => el.scrollWidth > el.clientWidth")
     scroller.focus()
     page.keyboard.press("ArrowRight")
-    assert scroller.evaluate("(el) => el.scrollLeft") > 0
+    # Keyboard scrolling is animated: wait for it rather than read the offset at once.
+    page.wait_for_function("() => document.querySelector('.ac-scroll').scrollLeft > 0", timeout=5000)
     assert page.js_errors == []
 
 
