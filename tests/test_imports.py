@@ -82,9 +82,10 @@ def test_an_import_updating_the_stage_by_match_key_passes_the_transition_rules(d
     assert deals(db, pipes)[0].data["stage"] == "qualified"
 
 
-def test_unknown_columns_are_refused_naming_the_fields_to_use(db, rep, pipes):
-    with pytest.raises(FormloomError, match=r"'colour' names no field of deal; use field keys \(name, company"):
-        imports.import_rows(db, rep, pipes, "deal", imports.read_csv("name,colour\nA,red\n"))
+def test_unknown_columns_are_ignored_and_the_batch_names_them(db, rep, pipes):
+    table = imports.read_csv("name,colour\nA,red\n")
+    batch = imports.start(db, rep, pipes, "deal", table, imports.ImportOptions(), dry_run=True)
+    assert batch.options["ignored"] == ["colour"] and batch.options["mapping"] == {"name": "name"}
 
 
 def test_cli_import_reports_each_failing_line_and_leaves_the_database_unchanged(tmp_path, database_url):

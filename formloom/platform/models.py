@@ -532,3 +532,56 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer)  # None while the first request runs
     response: Mapped[dict | list | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportStatus(str, Enum):
+    DRY_RUN = "dry_run"  # checked only: nothing was written
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class ImportBatch(Base):
+    """One import of a file into an entity: its options, progress, counts and per-row results.
+
+    The change log names ``import:<id>`` as the cause of every change the batch made; a rollback
+    finds them there.
+    """
+
+    __tablename__ = "import_batches"
+    __table_args__ = (Index("ix_import_batches_app", "app_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    entity_key: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(20))
+    options: Mapped[dict] = mapped_column(JsonDocument)  # mapping, match, automation, all_or_nothing, locale
+    rows: Mapped[list | None] = mapped_column(JsonDocument)  # the rows to import, kept until the job ran
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict] = mapped_column(JsonDocument)  # create / update / skip / error
+    results: Mapped[list | None] = mapped_column(JsonDocument)  # one entry per row, for the report
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    rolled_back_at: Mapped[datetime | None]
+    rolled_back_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ImportMapping(Base):
+    """The column mapping last used to import into an entity, offered again next time."""
+
+    __tablename__ = "import_mappings"
+    __table_args__ = (UniqueConstraint("app_id", "entity_key", name="uq_import_mappings_entity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    entity_key: Mapped[str] = mapped_column(String(64))
+    columns: Mapped[dict] = mapped_column(JsonDocument)  # column name -> field key
+    match_key: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

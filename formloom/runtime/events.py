@@ -5,7 +5,8 @@ queue; if the process dies after the commit, the work is still in the database.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -18,16 +19,34 @@ from formloom.runtime import rules as rules_module
 from formloom.runtime.rules import EventKind, Rule, Trigger
 
 DEPTH = "formloom.automation_depth"  # session.info: how deep in rule actions this change is
+MUTED = "formloom.events_muted"  # session.info: the cause refs whose changes raise no rule events
 
 
 def emit(session: Session, app: App, kind: EventKind, record: Record, payload: Mapping[str, Any],
          actor_id: int | None, at: datetime | None = None) -> None:
     """Record that something happened to ``record`` (flushed with the change), and keep its timers."""
     at = at or utcnow()
-    session.add(Event(app_id=app.id, kind=kind.value, entity_key=record.entity_key, record_id=record.id,
-                      payload=dict(payload), actor_id=actor_id, depth=session.info.get(DEPTH, 0), created_at=at))
+    if not session.info.get(MUTED):
+        session.add(Event(app_id=app.id, kind=kind.value, entity_key=record.entity_key, record_id=record.id,
+                          payload=dict(payload), actor_id=actor_id, depth=session.info.get(DEPTH, 0),
+                          created_at=at))
     if kind in (EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED):
         schedule_timers(session, app, record, at, deleted=kind is EventKind.DELETED)
+
+
+@contextmanager
+def muted(session: Session, cause_ref: str) -> Iterator[None]:
+    """Changes made inside raise no rule events (an import run with automations off).
+
+    Only the events are held back: a record's own timers (date reached, inactivity) are still
+    kept, as they belong to its data, not to the change that wrote it.
+    """
+    refs = session.info.setdefault(MUTED, [])
+    refs.append(cause_ref)
+    try:
+        yield
+    finally:
+        refs.remove(cause_ref)
 
 
 def schedule_timers(session: Session, app: App, record: Record, at: datetime, *, deleted: bool = False) -> None:

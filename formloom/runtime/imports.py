@@ -1,31 +1,69 @@
-"""Importing records from CSV: every row through the same services as a form or the API.
+"""Importing records from a file: a dry run, then a commit that can be rolled back as a whole.
 
-An import is all or nothing: each row is created (or, with a match key, updated) through
-:mod:`formloom.runtime.records`, so validation, stage gates and the change log apply exactly as
-they do for a rep; if any row fails, nothing is kept and the report lists every failing row with
-its problems. The change log names the import batch as the cause.
+Every row goes through :mod:`formloom.runtime.records` exactly like a form or an API call, so
+validation, unique values, stage gates and the change log apply as they do for a rep. A batch
+(:class:`~formloom.platform.models.ImportBatch`) keeps the options, the progress and one result
+per row (create / update / skip / error with the problems per field).
+
+- A **dry run** writes every row inside a savepoint and rolls it back: it finds exactly what the
+  commit would (a value repeated further down the file, a row updating one created above it).
+- A **commit** imports the valid rows and skips the bad ones, committing every ``CHUNK`` rows so
+  that the progress can be read meanwhile; ``all_or_nothing`` keeps nothing if any row fails.
+- The change log names ``import:<batch id>`` as the cause of every change; :func:`rollback`
+  finds the batch's changes there and undoes them.
 """
 from __future__ import annotations
 
-import csv
-import io
-import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from formloom.platform.auth import Action, Cause, authorize
-from formloom.platform.db import json_value
-from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, CauseKind, Record, User
-from formloom.runtime import access, catalog, records
+from formloom.platform.db import json_value, utcnow
+from formloom.platform.errors import Conflict, FormloomError, NotFound
+from formloom.platform.models import (
+    App,
+    CauseKind,
+    ChangeAction,
+    ChangeLog,
+    ImportBatch,
+    ImportMapping,
+    ImportStatus,
+    Record,
+    User,
+)
+from formloom.runtime import access, catalog, events, records
 from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.import_files import ImportFileError, Table, read_csv, read_table, read_xlsx
 from formloom.runtime.labels import LOCALES, text_of
+from formloom.runtime.rules import EventKind
+
+__all__ = ["ImportFileError", "Table", "read_csv", "read_table", "read_xlsx"]
 
 LIST_TYPES = frozenset({"multiselect", "tags", "users", "relations"})
 MATCH_TYPES = frozenset({"text", "email", "phone", "url", "integer", "serial"})
+CHUNK = 500  # rows per transaction of a commit: the progress others can read advances by this much
+
+
+class RowAction(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+@dataclass
+class ImportOptions:
+    """What the importer chose: the column mapping, the match key, automations, atomicity."""
+
+    mapping: dict[str, str] | None = None  # column -> field key; None: the saved or automatic one
+    match: str | None = None
+    automation: bool = True
+    all_or_nothing: bool = False
+    locale: str = "en"
 
 
 @dataclass
@@ -39,6 +77,7 @@ class ImportReport:
     batch: str
     created: int = 0
     updated: int = 0
+    skipped: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
     @property
@@ -46,84 +85,250 @@ class ImportReport:
         return not self.problems
 
 
-def read_csv(data: bytes | str) -> list[dict[str, str]]:
-    """Rows of a CSV file (UTF-8, with or without a byte-order mark) keyed by its header."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise FormloomError("The file is empty: the first line must name the columns (field keys or labels).")
-    return [dict(row) for row in reader]
+# --- the column mapping ----------------------------------------------------------------------
+
+def importable_fields(entity: CompiledEntity, hidden: Iterable[str] = ()) -> list:
+    """The fields a column may be mapped to: stored ones (not computed) the importer may see."""
+    hidden = set(hidden)
+    return [s for s in entity.fields if not s.type.computed and s.key not in hidden]
 
 
-def column_keys(entity: CompiledEntity, header: Iterable[str]) -> dict[str, str]:
-    """Map each column (a field key, or its label in any language) to its field key."""
-    names = {}
-    for spec in entity.fields:
-        names[spec.key] = spec.key
+def automatic_mapping(entity: CompiledEntity, header: Iterable[str], hidden: Iterable[str] = ()) -> dict[str, str]:
+    """Map each column named like a field (its key, or its label in any language) to that field."""
+    names: dict[str, str] = {}
+    for spec in importable_fields(entity, hidden):
+        names[spec.key.casefold()] = spec.key
         for locale in LOCALES:
             names.setdefault(text_of(spec.definition["label"], locale).strip().casefold(), spec.key)
-    mapping, unknown = {}, []
+    return {column: names[column.strip().casefold()] for column in header if column.strip().casefold() in names}
+
+
+def suggested_mapping(session: Session, app: App, entity: CompiledEntity, header: list[str],
+                      hidden: Iterable[str] = ()) -> tuple[dict[str, str], str | None]:
+    """The mapping to offer: the one saved last time for these columns, else the automatic one."""
+    mapping = automatic_mapping(entity, header, hidden)
+    saved = saved_mapping(session, app, entity.key)
+    allowed = {s.key for s in importable_fields(entity, hidden)}
+    if saved is None:
+        return mapping, None
     for column in header:
-        key = names.get(column) or names.get((column or "").strip().casefold())
-        if key is None:
-            unknown.append(column)
-        else:
-            mapping[column] = key
-    if unknown:
-        raise FormloomError(f"Column{'s' if len(unknown) > 1 else ''} {', '.join(repr(c) for c in unknown)} "
-                            f"name{'' if len(unknown) > 1 else 's'} no field of {entity.key}; use field keys "
-                            f"({', '.join(s.key for s in entity.fields)}) or their labels.")
-    return mapping
+        if column in saved.columns:
+            key = saved.columns[column]
+            if key in allowed:
+                mapping[column] = key
+            elif not key:
+                mapping.pop(column, None)  # the importer chose to ignore it
+    return mapping, saved.match_key if saved.match_key in allowed else None
 
 
-def _values(entity: CompiledEntity, row: Mapping[str, str], mapping: Mapping[str, str]) -> dict:
+def check_mapping(entity: CompiledEntity, header: list[str], mapping: Mapping[str, str],
+                  hidden: Iterable[str] = ()) -> dict[str, str]:
+    """The mapping with ignored columns left out; a field that cannot be imported is refused."""
+    allowed = {s.key for s in importable_fields(entity, hidden)}
+    chosen, used = {}, {}
+    for column, key in mapping.items():
+        if not key:
+            continue
+        if column not in header:
+            raise FormloomError(f"The mapping names the column '{column}', which the file does not have; "
+                                f"its columns are: {', '.join(header)}.")
+        if key not in allowed:
+            raise FormloomError(f"Column '{column}' is mapped to '{key}', which is not a field of {entity.key} "
+                                f"that can be imported; use one of: {', '.join(sorted(allowed))}.")
+        if key in used:
+            raise FormloomError(f"Columns '{used[key]}' and '{column}' are both mapped to the field '{key}'; "
+                                "map one of them to another field or ignore it.")
+        used[key] = column
+        chosen[column] = key
+    return chosen
+
+
+def saved_mapping(session: Session, app: App, entity_key: str) -> ImportMapping | None:
+    return session.scalar(select(ImportMapping).where(ImportMapping.app_id == app.id,
+                                                      ImportMapping.entity_key == entity_key))
+
+
+def save_mapping(session: Session, user: User, app: App, entity_key: str, header: list[str],
+                 mapping: Mapping[str, str], match: str | None) -> ImportMapping:
+    """Remember the mapping (ignored columns as ``""``) for the next import into the entity."""
+    saved = saved_mapping(session, app, entity_key)
+    if saved is None:
+        saved = ImportMapping(app_id=app.id, entity_key=entity_key, columns={})
+        session.add(saved)
+    columns = dict(saved.columns)
+    columns.update({column: mapping.get(column, "") for column in header})
+    saved.columns, saved.match_key = columns, match
+    saved.updated_at, saved.updated_by = utcnow(), user.id
+    return saved
+
+
+def unmapped_columns(header: list[str], mapping: Mapping[str, str]) -> list[str]:
+    return [column for column in header if column not in mapping]
+
+
+# --- starting and running a batch --------------------------------------------------------------
+
+def _permitted(session: Session, user: User, app: App, entity_key: str) -> tuple[CompiledEntity, access.Policy]:
+    authorize(session, user, Action.IMPORT_RECORDS, app)
+    entity = catalog.entity(session, app, entity_key)
+    rules = access.policy(session, user, app)
+    rules.require(entity.key, access.RecordAction.IMPORT)
+    return entity, rules
+
+
+def _check_match(entity: CompiledEntity, rules: access.Policy, match: str | None) -> None:
+    if match is not None and (match not in entity.by_key or match in rules.hidden(entity.key)
+                              or entity.by_key[match].type.name not in MATCH_TYPES):
+        raise FormloomError(f"Records can be matched by a text, e-mail, phone, URL, number or serial field of "
+                            f"{entity.key}; '{match}' is not one.")
+
+
+def start(session: Session, user: User, app: App, entity_key: str, table: Table, options: ImportOptions, *,
+          file_name: str = "", dry_run: bool = False, remember: bool = True) -> ImportBatch:
+    """Check the options and keep the rows in a new batch, ready for :func:`run`."""
+    entity, rules = _permitted(session, user, app, entity_key)
+    _check_match(entity, rules, options.match)
+    hidden = rules.hidden(entity.key)
+    if options.mapping is None:
+        mapping = automatic_mapping(entity, table.header, hidden) if not remember else \
+            suggested_mapping(session, app, entity, table.header, hidden)[0]
+    else:
+        mapping = check_mapping(entity, table.header, options.mapping, hidden)
+    if options.match is not None and options.match not in mapping.values():
+        raise FormloomError(f"The match key '{options.match}' is not mapped to any column; map a column to it "
+                            "or import without a match key.")
+    if not table.rows:
+        raise ImportFileError(f"The file {f'{file_name!r} ' if file_name else ''}has a header but no rows; "
+                              "put one record per line below the header.")
+    if remember:
+        save_mapping(session, user, app, entity.key, table.header, mapping, options.match)
+    chosen = ImportOptions(mapping, options.match, options.automation, options.all_or_nothing, options.locale)
+    batch = ImportBatch(app_id=app.id, entity_key=entity.key, user_id=user.id, file_name=file_name[:255],
+                        status=(ImportStatus.DRY_RUN if dry_run else ImportStatus.QUEUED).value,
+                        options={**asdict(chosen), "header": table.header,
+                                 "ignored": unmapped_columns(table.header, mapping)},
+                        rows=table.rows, total=len(table.rows), done=0, counts=_zero(), results=[])
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def _zero() -> dict[str, int]:
+    return {action.value: 0 for action in RowAction}
+
+
+def run(session: Session, user: User, batch: ImportBatch,
+        progress: Callable[[ImportBatch], None] | None = None) -> ImportBatch:
+    """Carry out a batch: check every row (dry run) or import them; the batch holds the outcome.
+
+    A commit that is not all-or-nothing commits the session every ``CHUNK`` rows (the progress
+    advances for other readers); otherwise the caller commits.
+    """
+    app = session.get(App, batch.app_id)
+    entity, rules = _permitted(session, user, app, batch.entity_key)
+    options = ImportOptions(**{k: batch.options[k] for k in ("mapping", "match", "automation",
+                                                               "all_or_nothing", "locale")})
+    dry_run = batch.status == ImportStatus.DRY_RUN.value
+    rows = list(batch.rows or [])
+    cause = Cause(CauseKind.IMPORT, user.id, f"import:{batch.id}")
+    step = _Step(session, user, cause, app, entity, rules, options)
+    counts, results = _zero(), []
+    if not dry_run:
+        batch.status = ImportStatus.RUNNING.value
+    atomic = dry_run or options.all_or_nothing
+    outer = session.begin_nested() if atomic else None
+    for number, row in enumerate(rows, start=1):
+        result = step.apply(row)
+        counts[result["action"]] += 1
+        results.append(result)
+        if number % CHUNK == 0 or number == len(rows):
+            batch.done, batch.counts = number, dict(counts)
+            if not atomic:
+                session.commit()
+            if progress is not None:
+                progress(batch)
+    failed = options.all_or_nothing and counts[RowAction.ERROR.value] > 0
+    if outer is not None and (dry_run or failed):
+        outer.rollback()
+    elif outer is not None:
+        outer.commit()
+    _finish(batch, counts, results, dry_run, failed)
+    return batch
+
+
+def _finish(batch: ImportBatch, counts: dict, results: list, dry_run: bool, failed: bool) -> None:
+    batch.done, batch.counts, batch.results = len(results), counts, results
+    batch.finished_at = utcnow()
+    if dry_run:
+        return
+    batch.rows = None  # imported: the change log holds what was written
+    if failed:
+        batch.status = ImportStatus.FAILED.value
+        batch.message = (f"Nothing was imported: {counts[RowAction.ERROR.value]} row(s) have problems "
+                         "(all or nothing).")
+    else:
+        batch.status = ImportStatus.DONE.value
+
+
+class _Step:
+    """Imports one row: create, update (by the match key), skip, or the row's problems."""
+
+    def __init__(self, session: Session, user: User, cause: Cause, app: App, entity: CompiledEntity,
+                 rules: access.Policy, options: ImportOptions):
+        self.session, self.user, self.cause, self.app = session, user, cause, app
+        self.entity, self.rules, self.options = entity, rules, options
+
+    def apply(self, row: Mapping) -> dict:
+        line = row["line"]
+        values = row_values(self.entity, row["values"], self.options.mapping or {})
+        if not any(v not in ("", []) for v in values.values()):
+            return {"line": line, "action": RowAction.SKIP.value, "reason": "empty"}
+        try:
+            with self.session.begin_nested():
+                return {"line": line, **self._write(values)}
+        except FormloomError as exc:
+            return {"line": line, "action": RowAction.ERROR.value,
+                    "errors": exc.field_messages() or {"": [exc.message]}}
+
+    def _write(self, values: dict) -> dict:
+        session, options = self.session, self.options
+        mute = events.muted(session, self.cause.ref) if not options.automation else _nothing()
+        with mute:
+            existing = _existing(session, self.rules, self.entity, options.match, values.get(options.match)) \
+                if options.match else None
+            if existing is None:
+                record = records.create(session, self.user, self.cause, self.app, self.entity.key, values,
+                                        locale=options.locale)
+                return {"action": RowAction.CREATE.value, "record_id": record.id}
+            version = existing.version
+            records.update(session, self.user, self.cause, self.app, existing, values, version,
+                           locale=options.locale)
+        if existing.version == version:
+            return {"action": RowAction.SKIP.value, "reason": "unchanged", "record_id": existing.id}
+        return {"action": RowAction.UPDATE.value, "record_id": existing.id}
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def row_values(entity: CompiledEntity, cells: Mapping[str, str], mapping: Mapping[str, str]) -> dict:
+    """A row's cells as form input of the mapped fields (lists split at commas or semicolons)."""
     values = {}
     for column, key in mapping.items():
-        raw = (row.get(column) or "").strip()
-        spec = entity.by_key[key]
-        if spec.type.computed:
+        raw = (cells.get(column) or "").strip()
+        spec = entity.by_key.get(key)
+        if spec is None or spec.type.computed:
             continue
         if spec.type.name in LIST_TYPES:
             values[key] = [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
         else:
             values[key] = raw
     return values
-
-
-def import_rows(session: Session, user: User, app: App, entity_key: str, rows: list[dict[str, str]], *,
-                match: str | None = None, locale: str = "en") -> ImportReport:
-    """Create or update one record per row; keep them only if every row succeeds."""
-    authorize(session, user, Action.IMPORT_RECORDS, app)
-    entity = catalog.entity(session, app, entity_key)
-    rules = access.policy(session, user, app)
-    rules.require(entity.key, access.RecordAction.IMPORT)
-    if match is not None and (match not in entity.by_key or match in rules.hidden(entity.key)
-                              or entity.by_key[match].type.name not in MATCH_TYPES):
-        raise FormloomError(f"Records can be matched by a text, e-mail, phone, URL, number or serial field of "
-                            f"{entity.key}; '{match}' is not one.")
-    report = ImportReport(batch=uuid.uuid4().hex[:12])
-    cause = Cause(CauseKind.IMPORT, user.id, f"import:{report.batch}")
-    mapping = column_keys(entity, rows[0].keys()) if rows else {}
-    outer = session.begin_nested()
-    for line, row in enumerate(rows, start=2):
-        values = _values(entity, row, mapping)
-        try:
-            with session.begin_nested():
-                existing = _existing(session, rules, entity, match, values.get(match)) if match else None
-                if existing is None:
-                    records.create(session, user, cause, app, entity_key, values, locale=locale)
-                    report.created += 1
-                else:
-                    records.update(session, user, cause, app, existing, values, existing.version, locale=locale)
-                    report.updated += 1
-        except FormloomError as exc:
-            report.problems.append(RowProblem(line, exc.field_messages() or {"": [exc.message]}))
-    if report.problems:
-        outer.rollback()
-        report.created = report.updated = 0
-    else:
-        outer.commit()
-    return report
 
 
 def _existing(session: Session, rules: access.Policy, entity: CompiledEntity, key: str,
@@ -140,3 +345,130 @@ def _existing(session: Session, rules: access.Policy, entity: CompiledEntity, ke
         Record.app_id == rules.app.id, Record.entity_key == entity.key, Record.deleted_at.is_(None),
         rules.scope(entity.key, access.RecordAction.UPDATE),
         json_value(Record.data, key, numeric=numeric) == wanted).order_by(Record.id).limit(1))
+
+
+def report_of(batch: ImportBatch) -> ImportReport:
+    counts = batch.counts or {}
+    problems = [RowProblem(r["line"], r["errors"]) for r in batch.results or [] if r["action"] == "error"]
+    kept = batch.status not in (ImportStatus.DRY_RUN.value, ImportStatus.FAILED.value)
+    return ImportReport(str(batch.id), counts.get("create", 0) if kept else 0,
+                        counts.get("update", 0) if kept else 0, counts.get("skip", 0), problems)
+
+
+def import_rows(session: Session, user: User, app: App, entity_key: str, table: Table, *,
+                match: str | None = None, locale: str = "en", all_or_nothing: bool = True,
+                automation: bool = True) -> ImportReport:
+    """Import a table at once in this session (the caller commits): all rows, or with
+    ``all_or_nothing=False`` the valid ones."""
+    options = ImportOptions(None, match, automation, all_or_nothing, locale)
+    batch = start(session, user, app, entity_key, table, options, remember=False)
+    return report_of(run(session, user, batch))
+
+
+def get_batch(session: Session, user: User, app: App, batch_id: int) -> ImportBatch:
+    """A batch of the app, for someone who may import into its entity."""
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None or batch.app_id != app.id:
+        raise NotFound(f"There is no import #{batch_id} in this app.")
+    _permitted(session, user, app, batch.entity_key)
+    return batch
+
+
+def batches(session: Session, user: User, app: App, limit: int = 100) -> list[ImportBatch]:
+    """The app's latest imports into the entities the user may import into."""
+    authorize(session, user, Action.IMPORT_RECORDS, app)
+    rules = access.policy(session, user, app)
+    found = session.scalars(select(ImportBatch).where(ImportBatch.app_id == app.id)
+                            .order_by(ImportBatch.id.desc()).limit(limit))
+    return [b for b in found if rules.allows(b.entity_key, access.RecordAction.IMPORT)]
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+def rollback(session: Session, user: User, batch: ImportBatch, *, force: bool = False) -> dict[str, int]:
+    """Undo a batch: records it created are soft-deleted, records it updated get their values back.
+
+    Refused (nothing changed) when someone changed one of them after the import, unless
+    ``force``: then the import's own changes are undone over the later ones. The rollback is
+    written to the change log with the cause ``import:<id>:rollback``. Returns how many records
+    were removed and restored.
+    """
+    app = session.get(App, batch.app_id)
+    entity, _ = _permitted(session, user, app, batch.entity_key)
+    if batch.status != ImportStatus.DONE.value:
+        raise Conflict(f"Import #{batch.id} is {batch.status.replace('_', ' ')}; only a finished import can be "
+                       "rolled back.")
+    ref = f"import:{batch.id}"
+    logs = list(session.scalars(select(ChangeLog).where(ChangeLog.cause_ref == ref).order_by(ChangeLog.id)))
+    touched: dict[int, list[ChangeLog]] = {}
+    for row in logs:
+        touched.setdefault(row.record_id, []).append(row)
+    later = _later_changes(session, touched, ref)
+    if later and not force:
+        raise Conflict(f"Import #{batch.id} was not rolled back: {len(later)} of its records were changed after "
+                       f"the import ({', '.join(f'#{i}' for i in sorted(later)[:10])}"
+                       f"{' …' if len(later) > 10 else ''}). Nothing was changed; roll back anyway to undo "
+                       "the import's own changes over theirs.")
+    cause = Cause(CauseKind.IMPORT, user.id, f"{ref}:rollback")
+    counts = {"removed": 0, "restored": 0}
+    mute = events.muted(session, cause.ref) if not batch.options.get("automation", True) else _nothing()
+    with mute:
+        for record_id, rows in touched.items():
+            record = session.get(Record, record_id)
+            if any(r.action == ChangeAction.CREATE.value for r in rows):
+                counts["removed"] += _remove(session, app, record, cause)
+            else:
+                counts["restored"] += _restore(session, app, entity, record, rows, cause)
+    batch.status, batch.rolled_back_at, batch.rolled_back_by = ImportStatus.ROLLED_BACK.value, utcnow(), user.id
+    session.flush()
+    return counts
+
+
+def _later_changes(session: Session, touched: Mapping[int, list[ChangeLog]], ref: str) -> set[int]:
+    """Records changed by something other than the batch after the batch first changed them."""
+    if not touched:
+        return set()
+    first = {record_id: rows[0].id for record_id, rows in touched.items()}
+    later = set()
+    ids = list(first)
+    for start_at in range(0, len(ids), 500):
+        chunk = ids[start_at:start_at + 500]
+        for record_id, log_id in session.execute(select(ChangeLog.record_id, ChangeLog.id).where(
+                ChangeLog.record_id.in_(chunk), ChangeLog.id > min(first[i] for i in chunk),
+                (ChangeLog.cause_ref != ref) | ChangeLog.cause_ref.is_(None))):
+            if log_id > first[record_id]:
+                later.add(record_id)
+    return later
+
+
+def _remove(session: Session, app: App, record: Record, cause: Cause) -> int:
+    if record.deleted_at is not None:
+        return 0
+    record.deleted_at = utcnow()
+    records.log_change(session, record, ChangeAction.DELETE, {}, cause)
+    session.flush()
+    events.emit(session, app, EventKind.DELETED, record, {}, cause.user_id)
+    return 1
+
+
+def _restore(session: Session, app: App, entity: CompiledEntity, record: Record, rows: list[ChangeLog],
+             cause: Cause) -> int:
+    """Put back the values the batch's updates replaced (the oldest value of each field)."""
+    data = dict(record.data)
+    for row in reversed(rows):
+        for key, (old, _new) in row.diff.items():
+            if old is None:
+                data.pop(key, None)
+            else:
+                data[key] = old
+    changes = records.diff(record.data, data)
+    if not changes:
+        return 0
+    records.log_change(session, record, ChangeAction.UPDATE, changes, cause)
+    record.data = data
+    record.title = records.title_of(entity, data)
+    record.owner_id = records.owner_of(entity, data, record.owner_id)
+    record.updated_at, record.updated_by = utcnow(), cause.user_id
+    session.flush()
+    events.emit(session, app, EventKind.UPDATED, record, {"changes": changes}, cause.user_id)
+    return 1

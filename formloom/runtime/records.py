@@ -120,6 +120,11 @@ def write_change(session: Session, record: Record, changes: dict, cause: Cause, 
     _log(session, record, ChangeAction.UPDATE, changes, cause, record_version=record.version + 1, at=at)
 
 
+def log_change(session: Session, record: Record, action: ChangeAction, changes: dict, cause: Cause) -> None:
+    """Log a delete or an update made outside this module (an import rolled back)."""
+    _log(session, record, action, changes, cause, record_version=record.version + 1)
+
+
 def log_event(session: Session, record: Record, cause: Cause, detail: dict, at: datetime | None = None) -> None:
     """Write an entry that changes no value (an approval asked for or decided) to the history."""
     session.add(ChangeLog(record=record, record_version=record.version, entity_version=record.entity_version,
