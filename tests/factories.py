@@ -245,3 +245,27 @@ def make_pipeline_app(session, admin, key: str = "pipes"):
     definitions.save_and_publish(session, admin, app, pipeline_body())
     session.commit()
     return app
+
+
+# --- imports: a plain entity with a unique e-mail, a number and a select ------------------------
+
+def person_body() -> dict:
+    return {"formloom": 1, "kind": "entity", "key": "person", "label": {"en": "Person", "zh-CN": "人员"},
+            "title_field": "name",
+            "fields": [
+                {"key": "name", "type": "text", "label": {"en": "Name", "zh-CN": "姓名"}, "required": True},
+                {"key": "email", "type": "email", "label": {"en": "E-mail", "zh-CN": "邮箱"}, "unique": True},
+                {"key": "age", "type": "integer", "label": {"en": "Age", "zh-CN": "年龄"}, "min": 0},
+                {"key": "code", "type": "text", "label": {"en": "Code", "zh-CN": "编号"}, "unique": True},
+                {"key": "joined", "type": "date", "label": {"en": "Joined", "zh-CN": "加入日期"}},
+                {"key": "tier", "type": "select", "label": {"en": "Tier", "zh-CN": "等级"},
+                 "options": [{"value": "a", "label": "A"}, {"value": "b", "label": "B"}]},
+            ]}
+
+
+def make_people_app(session, admin, key: str = "people"):
+    """An app with one entity, person, published."""
+    app = definitions.create_app(session, admin, key, {"en": "People", "zh-CN": "人员"})
+    definitions.save_and_publish(session, admin, app, person_body())
+    session.commit()
+    return app

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from formloom.platform import auth
 from formloom.platform.auth import Cause
-from formloom.platform.errors import Forbidden, FormloomError
+from formloom.platform.errors import Forbidden
 from formloom.platform.models import ChangeLog, Record, StageVisit
 from formloom.runtime import imports, records
 from tests.test_cli import formloom

@@ -270,6 +270,51 @@ def _finish(batch: ImportBatch, counts: dict, results: list, dry_run: bool, fail
         batch.status = ImportStatus.DONE.value
 
 
+class ValueIndex:
+    """The values of an entity's unique fields and match key among its live records, in memory.
+
+    Built with one query per field when an import starts, and kept up to date with what the
+    import writes, so that neither the unique checks nor the match-key lookup query the whole
+    entity once per row (which grows with the square of the file's length). Changes others make
+    while the import runs are not seen: like the unique check of a form, it is not a lock.
+    """
+
+    def __init__(self, session: Session, app: App, entity: CompiledEntity, keys: Iterable[str]):
+        self.entity_key = entity.key
+        self.numeric = {k for k in keys if entity.by_key[k].type.name == "integer"}
+        self.values: dict[str, dict] = {k: {} for k in keys}
+        for key in self.values:
+            for record_id, title, value in session.execute(select(
+                    Record.id, Record.title, json_value(Record.data, key, numeric=key in self.numeric)).where(
+                    Record.app_id == app.id, Record.entity_key == entity.key, Record.deleted_at.is_(None))
+                    .order_by(Record.id)):
+                self._add(key, value, record_id, title)
+
+    def _add(self, key: str, value: object, record_id: int, title: str) -> None:
+        if value is not None and value != "":
+            self.values[key].setdefault(value, []).append((record_id, title))
+
+    def covers(self, entity_key: str, field_key: str) -> bool:
+        return entity_key == self.entity_key and field_key in self.values
+
+    def duplicate(self, field_key: str, value: object, exclude_id: int | None) -> str | None:
+        for record_id, title in self.values[field_key].get(value, ()):
+            if record_id != exclude_id:
+                return title or f"#{record_id}"
+        return None
+
+    def ids(self, field_key: str, value: object) -> list[int]:
+        return [record_id for record_id, _ in self.values[field_key].get(value, ())]
+
+    def replace(self, record: Record, old: Mapping | None) -> None:
+        """Record that ``record`` now holds its current values instead of ``old`` ones."""
+        for key, by_value in self.values.items():
+            if old is not None and old.get(key) in by_value:
+                holders = [h for h in by_value[old[key]] if h[0] != record.id]
+                by_value[old[key]] = holders
+            self._add(key, record.data.get(key), record.id, record.title)
+
+
 class _Step:
     """Imports one row: create, update (by the match key), skip, or the row's problems."""
 
@@ -277,6 +322,8 @@ class _Step:
                  rules: access.Policy, options: ImportOptions):
         self.session, self.user, self.cause, self.app = session, user, cause, app
         self.entity, self.rules, self.options = entity, rules, options
+        keys = {s.key for s in entity.fields if s.definition.get("unique")} | ({options.match} - {None})
+        self.known = ValueIndex(session, app, entity, keys)
 
     def apply(self, row: Mapping) -> dict:
         line = row["line"]
@@ -284,28 +331,48 @@ class _Step:
         if not any(v not in ("", []) for v in values.values()):
             return {"line": line, "action": RowAction.SKIP.value, "reason": "empty"}
         try:
-            with self.session.begin_nested():
-                return {"line": line, **self._write(values)}
+            # No savepoint per row: records.create and records.update check everything before
+            # they write, so a refused row leaves nothing behind; a savepoint per row made an
+            # import three times slower on SQLite (11 ms against 3.8 ms a row).
+            record, old, result = self._write(values)
         except FormloomError as exc:
             return {"line": line, "action": RowAction.ERROR.value,
                     "errors": exc.field_messages() or {"": [exc.message]}}
+        if result["action"] != RowAction.SKIP.value:
+            self.known.replace(record, old)
+        return {"line": line, **result}
 
-    def _write(self, values: dict) -> dict:
+    def _write(self, values: dict) -> tuple[Record, dict | None, dict]:
         session, options = self.session, self.options
         mute = events.muted(session, self.cause.ref) if not options.automation else _nothing()
         with mute:
-            existing = _existing(session, self.rules, self.entity, options.match, values.get(options.match)) \
-                if options.match else None
+            existing = self._existing(values.get(options.match)) if options.match else None
             if existing is None:
                 record = records.create(session, self.user, self.cause, self.app, self.entity.key, values,
-                                        locale=options.locale)
-                return {"action": RowAction.CREATE.value, "record_id": record.id}
-            version = existing.version
+                                        locale=options.locale, known=self.known)
+                return record, None, {"action": RowAction.CREATE.value, "record_id": record.id}
+            version, old = existing.version, dict(existing.data)
             records.update(session, self.user, self.cause, self.app, existing, values, version,
-                           locale=options.locale)
+                           locale=options.locale, known=self.known)
         if existing.version == version:
-            return {"action": RowAction.SKIP.value, "reason": "unchanged", "record_id": existing.id}
-        return {"action": RowAction.UPDATE.value, "record_id": existing.id}
+            return existing, old, {"action": RowAction.SKIP.value, "reason": "unchanged", "record_id": existing.id}
+        return existing, old, {"action": RowAction.UPDATE.value, "record_id": existing.id}
+
+    def _existing(self, value: str | None) -> Record | None:
+        """The record to update: among those the importer may update, the first with the value."""
+        key = self.options.match
+        if not value:
+            return None
+        try:
+            wanted = int(value) if key in self.known.numeric else value
+        except ValueError:
+            return None
+        ids = self.known.ids(key, wanted)
+        if not ids:
+            return None
+        return self.session.scalar(select(Record).where(
+            Record.id.in_(ids), Record.deleted_at.is_(None),
+            self.rules.scope(self.entity.key, access.RecordAction.UPDATE)).order_by(Record.id).limit(1))
 
 
 class _nothing:
@@ -329,22 +396,6 @@ def row_values(entity: CompiledEntity, cells: Mapping[str, str], mapping: Mappin
         else:
             values[key] = raw
     return values
-
-
-def _existing(session: Session, rules: access.Policy, entity: CompiledEntity, key: str,
-              value: str | None) -> Record | None:
-    """The record to update: among those the importer may update, the first with the value."""
-    if not value:
-        return None
-    numeric = entity.by_key[key].type.name == "integer"
-    try:
-        wanted = int(value) if numeric else value
-    except ValueError:
-        return None
-    return session.scalar(select(Record).where(
-        Record.app_id == rules.app.id, Record.entity_key == entity.key, Record.deleted_at.is_(None),
-        rules.scope(entity.key, access.RecordAction.UPDATE),
-        json_value(Record.data, key, numeric=numeric) == wanted).order_by(Record.id).limit(1))
 
 
 def report_of(batch: ImportBatch) -> ImportReport:
@@ -412,13 +463,17 @@ def rollback(session: Session, user: User, batch: ImportBatch, *, force: bool = 
     cause = Cause(CauseKind.IMPORT, user.id, f"{ref}:rollback")
     counts = {"removed": 0, "restored": 0}
     mute = events.muted(session, cause.ref) if not batch.options.get("automation", True) else _nothing()
+    ids = list(touched)
     with mute:
-        for record_id, rows in touched.items():
-            record = session.get(Record, record_id)
-            if any(r.action == ChangeAction.CREATE.value for r in rows):
-                counts["removed"] += _remove(session, app, record, cause)
-            else:
-                counts["restored"] += _restore(session, app, entity, record, rows, cause)
+        for first in range(0, len(ids), CHUNK):  # load and write 500 records at a time
+            chunk = ids[first:first + CHUNK]
+            for record in session.scalars(select(Record).where(Record.id.in_(chunk)).order_by(Record.id)):
+                rows = touched[record.id]
+                if any(r.action == ChangeAction.CREATE.value for r in rows):
+                    counts["removed"] += _remove(session, app, record, cause)
+                else:
+                    counts["restored"] += _restore(session, app, entity, record, rows, cause)
+            session.flush()
     batch.status, batch.rolled_back_at, batch.rolled_back_by = ImportStatus.ROLLED_BACK.value, utcnow(), user.id
     session.flush()
     return counts
@@ -446,7 +501,6 @@ def _remove(session: Session, app: App, record: Record, cause: Cause) -> int:
         return 0
     record.deleted_at = utcnow()
     records.log_change(session, record, ChangeAction.DELETE, {}, cause)
-    session.flush()
     events.emit(session, app, EventKind.DELETED, record, {}, cause.user_id)
     return 1
 
@@ -469,6 +523,5 @@ def _restore(session: Session, app: App, entity: CompiledEntity, record: Record,
     record.title = records.title_of(entity, data)
     record.owner_id = records.owner_of(entity, data, record.owner_id)
     record.updated_at, record.updated_by = utcnow(), cause.user_id
-    session.flush()
     events.emit(session, app, EventKind.UPDATED, record, {"changes": changes}, cause.user_id)
     return 1
