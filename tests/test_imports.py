@@ -96,7 +96,7 @@ def test_cli_import_reports_each_failing_line_and_leaves_the_database_unchanged(
     assert formloom(instance, "template", "install", "crm", database_url=url).returncode == 0
     bad = tmp_path / "bad.csv"
     bad.write_text("Opportunity name,Stage\nNo customer yet,proposal\n", encoding="utf-8-sig")
-    result = formloom(instance, "import", "crm", "opportunity", str(bad), database_url=url)
+    result = formloom(instance, "import", "crm", "opportunity", str(bad), "--all-or-nothing", database_url=url)
     assert result.returncode == 1
     assert "Nothing was imported: 1 row(s) have problems." in result.stderr
     assert "line 2 customer: Customer is required." in result.stderr
@@ -108,6 +108,6 @@ def test_cli_import_of_valid_rows_creates_them(db, admin, tmp_path, database_url
     instance = tmp_path / "cli"
     result = formloom(instance, "import", "pipes", "deal", str(good), database_url=database_url)
     assert result.returncode == 0, result.stderr
-    assert "Imported 2 new and 0 updated deal record(s)" in result.stdout
+    assert "Imported 2 new and 0 updated deal record(s) (batch 1); 0 skipped, 0 with problems." in result.stdout
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Record).where(Record.entity_key == "deal")) == 2

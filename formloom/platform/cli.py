@@ -300,16 +300,28 @@ def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bo
 @main.command("import")
 @click.argument("app_key")
 @click.argument("entity_key")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--match", default=None, help="Update the record whose FIELD equals the row's (else create)")
+@click.option("--mapping", "mappings", multiple=True, metavar="COLUMN=FIELD",
+              help="Import COLUMN into FIELD (repeatable; FIELD empty: ignore the column). Other columns "
+                   "follow the mapping saved last time, else their names")
+@click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing")
+@click.option("--all-or-nothing", is_flag=True, help="Import nothing if any row has a problem")
+@click.option("--no-automation", is_flag=True, help="Raise no rule events for the imported changes")
+@click.option("--force", is_flag=True, help="rollback: undo the import even over later changes")
 @click.option("--user", "username", default=None, help="Import as this user (default: the first admin)")
 @pass_ctx
-def import_csv(ctx: Context, app_key: str, entity_key: str, path: str, match: str | None,
-               username: str | None) -> None:
-    """Import records of ENTITY_KEY into APP_KEY from a CSV file: all rows, or none.
+def import_file(ctx: Context, app_key: str, entity_key: str, path: str | None, match: str | None,
+                mappings: tuple[str, ...], dry_run: bool, all_or_nothing: bool, no_automation: bool, force: bool,
+                username: str | None) -> None:
+    """Import records of ENTITY_KEY into APP_KEY from a CSV or XLSX file at PATH.
 
-    The first line names the columns (field keys or labels). Every row passes the same checks
-    as a form, stage gates included; if any row fails, nothing is imported.
+    The first line names the columns (field keys or labels, or see --mapping). Every row passes
+    the same checks as a form, stage gates included; rows with problems are skipped and listed
+    (with --all-or-nothing, nothing is imported then).
+
+    `formloom import rollback BATCH` undoes import BATCH: records it created are deleted,
+    records it updated get their previous values back.
     """
     from pathlib import Path
 
@@ -323,22 +335,80 @@ def import_csv(ctx: Context, app_key: str, entity_key: str, path: str, match: st
         try:
             if actor is None:
                 raise FormloomError(f"There is no user '{username}'." if username else "There is no admin user yet.")
+            if app_key == "rollback":
+                _rollback_import(session, actor, entity_key, force)
+                return
+            if path is None:
+                raise FormloomError("Give the file to import: formloom import APP ENTITY PATH.")
             app = catalog.get_app(session, app_key)
-            report = imports.import_rows(session, actor, app, entity_key, imports.read_csv(Path(path).read_bytes()),
-                                         match=match)
+            table = imports.read_table(Path(path).read_bytes(), Path(path).name)
+            options = imports.ImportOptions(_mapping_option(mappings, table.header, session, app, entity_key),
+                                            match, not no_automation, all_or_nothing)
+            batch = imports.start(session, actor, app, entity_key, table, options, file_name=Path(path).name,
+                                  dry_run=dry_run)
+            session.commit()
+            with click.progressbar(length=batch.total, label="Checking" if dry_run else "Importing",
+                                   file=sys.stderr) as bar:
+                batch = imports.run(session, actor, batch, progress=lambda b: bar.update(b.done - bar.pos))
+            session.commit()
         except FormloomError as exc:
-            _fail(exc)
-        if not report.ok:
             session.rollback()
-            click.echo(f"Nothing was imported: {len(report.problems)} row(s) have problems.", err=True)
-            for problem in report.problems:
-                for key, messages in problem.fields.items():
-                    for message in messages:
-                        click.echo(f"  line {problem.line}{f' {key}' if key else ''}: {message}", err=True)
-            sys.exit(1)
-        session.commit()
-        click.echo(f"Imported {report.created} new and {report.updated} updated {entity_key} record(s) "
-                   f"(batch {report.batch}).")
+            _fail(exc)
+        _import_summary(batch, entity_key)
+
+
+def _mapping_option(mappings: tuple[str, ...], header: list[str], session, app: App,
+                    entity_key: str) -> dict[str, str] | None:
+    """--mapping COLUMN=FIELD over the saved (or automatic) mapping; None when none is given."""
+    from formloom.runtime import catalog, imports
+
+    if not mappings:
+        return None
+    entity = catalog.entity(session, app, entity_key)
+    chosen = imports.suggested_mapping(session, app, entity, header)[0]
+    for item in mappings:
+        column, sep, key = item.partition("=")
+        if not sep:
+            raise FormloomError(f"--mapping takes COLUMN=FIELD (e.g. --mapping 'E-mail=email'), got '{item}'.")
+        chosen[column.strip()] = key.strip()
+    return chosen
+
+
+def _import_summary(batch, entity_key: str) -> None:
+    counts = batch.counts
+    problems = [r for r in batch.results if r["action"] == "error"]
+    for row in problems:
+        for key, messages in row["errors"].items():
+            for message in messages:
+                click.echo(f"  line {row['line']}{f' {key}' if key else ''}: {message}", err=True)
+    ignored = batch.options.get("ignored") or []
+    if ignored:
+        click.echo(f"Ignored column(s) that map to no field: {', '.join(ignored)}.", err=True)
+    if batch.status == "dry_run":
+        click.echo(f"Dry run (batch {batch.id}), nothing written: {counts['create']} to create, "
+                   f"{counts['update']} to update, {counts['skip']} to skip, {counts['error']} with problems.")
+    elif batch.status == "failed":
+        click.echo(f"Nothing was imported: {len(problems)} row(s) have problems.", err=True)
+    else:
+        click.echo(f"Imported {counts['create']} new and {counts['update']} updated {entity_key} record(s) "
+                   f"(batch {batch.id}); {counts['skip']} skipped, {counts['error']} with problems.")
+    if problems:
+        sys.exit(1)
+
+
+def _rollback_import(session, actor: User, batch_ref: str, force: bool) -> None:
+    from formloom.platform.models import ImportBatch
+    from formloom.runtime import imports
+
+    batch = session.get(ImportBatch, int(batch_ref)) if batch_ref.isdigit() else None
+    if batch is None:
+        raise FormloomError(f"There is no import batch '{batch_ref}'; `formloom import rollback BATCH` takes "
+                            "the number the import printed.")
+    app = session.get(App, batch.app_id)
+    counts = imports.rollback(session, actor, imports.get_batch(session, actor, app, batch.id), force=force)
+    session.commit()
+    click.echo(f"Rolled back import {batch.id}: {counts['removed']} record(s) removed, {counts['restored']} "
+               "restored to their values before the import.")
 
 
 @main.command("export")

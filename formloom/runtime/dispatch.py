@@ -61,6 +61,36 @@ def run_job(job_id: int, now: str | None = None) -> int:
         return automation.process_job(session, job_id, settings_of(app), now=moment)
 
 
+def run_import(batch_id: int, now: str | None = None) -> int:
+    """Run an import batch (:func:`formloom.runtime.imports.run_queued`)."""
+    from formloom.runtime import imports
+
+    with new_session(_bound(), write=True) as session:
+        return imports.run_queued(session, batch_id)
+
+
+IMPORT_TIMEOUT = 6 * 3600  # seconds an RQ worker lets one import run (RQ's default is 180)
+
+
+def enqueue_import(app: Flask, batch_id: int) -> None:
+    """Hand an import batch to the queue: RQ when automation runs on Redis workers, else a thread here.
+
+    The embedded mode runs it on a daemon thread of this process, through the same
+    :class:`InlineQueue` as rule events, so a web request returns at once and the page polls.
+    """
+    bind(app)
+    job_id = f"formloom-import-{batch_id}"
+    if app.config.get("AUTOMATION") == "inline" or not app.config.get("REDIS_URL"):
+        threading.Thread(target=InlineQueue().enqueue, args=(run_import, batch_id, job_id),
+                         name=job_id, daemon=True).start()
+        return
+    from redis import Redis
+    from rq import Queue
+
+    Queue(QUEUE_NAME, connection=Redis.from_url(app.config["REDIS_URL"])).enqueue(
+        run_import, batch_id, job_id=job_id, job_timeout=IMPORT_TIMEOUT)
+
+
 # --- queues ----------------------------------------------------------------------------------
 
 class InlineQueue:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from formloom.platform.auth import Action, Cause, authorize
@@ -525,3 +525,44 @@ def _restore(session: Session, app: App, entity: CompiledEntity, record: Record,
     record.updated_at, record.updated_by = utcnow(), cause.user_id
     events.emit(session, app, EventKind.UPDATED, record, {"changes": changes}, cause.user_id)
     return 1
+
+
+# --- the queued job ----------------------------------------------------------------------------
+
+def run_queued(session: Session, batch_id: int) -> int:
+    """Run a queued batch as the user who started it; returns how many rows were done.
+
+    A commit claims its batch (queued → running) in one UPDATE, so a job delivered twice imports
+    once; a dry run writes nothing and may simply run again.
+    """
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None or batch.finished_at is not None:
+        return 0
+    if batch.status != ImportStatus.DRY_RUN.value:
+        claimed = session.execute(update(ImportBatch).where(
+            ImportBatch.id == batch_id, ImportBatch.status == ImportStatus.QUEUED.value)
+            .values(status=ImportStatus.RUNNING.value)).rowcount
+        session.commit()
+        if not claimed:
+            return 0
+    user = session.get(User, batch.user_id) if batch.user_id is not None else None
+    try:
+        if user is None:
+            raise FormloomError("The user who started this import no longer exists; start it again.")
+        run(session, user, batch)
+        session.commit()
+    except FormloomError as exc:
+        session.rollback()
+        _failed(session, batch_id, exc.message)
+    except Exception:
+        session.rollback()
+        _failed(session, batch_id, "The import stopped on an unexpected error; the rows imported before it are "
+                                   "kept and can be rolled back.")
+        raise
+    return batch.done
+
+
+def _failed(session: Session, batch_id: int, message: str) -> None:
+    batch = session.get(ImportBatch, batch_id)
+    batch.status, batch.message, batch.finished_at = ImportStatus.FAILED.value, message, utcnow()
+    session.commit()
