@@ -63,6 +63,8 @@ def _register_parts(app: Flask) -> None:
         automation_views,
         files_views,
         i18n,
+        imports_api,
+        imports_views,
         pipelines_api,
         pipelines_views,
         views,
@@ -87,6 +89,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(audit_views.api)
     app.register_blueprint(members_views.bp)
     app.register_blueprint(members_api.bp)
+    app.register_blueprint(imports_api.bp)
+    app.register_blueprint(imports_views.bp)
 
 
 def _protect_csrf() -> None:

@@ -12,6 +12,8 @@ DEFAULTS: dict = {
     "DEFAULT_LOCALE": "en",
     "PAGE_SIZE": 25,
     "EXPORT_MAX_ROWS": 100_000,  # rows per export (CSV or XLSX); more is refused with the count
+    "IMPORT_INLINE_ROWS": 1000,  # imports of up to this many rows run in the request; longer ones as a job
+    "IMPORT_MAX_ROWS": 200_000,  # rows per imported file; more is refused with the count
     "API_PAGE_SIZE_MAX": 200,
     "IDEMPOTENCY_TTL_HOURS": 24,  # how long an API POST's Idempotency-Key answers replays
     "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced in before_request (see app.py)
@@ -68,6 +70,8 @@ ENV_SETTINGS = {
     "DEFAULT_LOCALE": str,
     "PAGE_SIZE": int,
     "EXPORT_MAX_ROWS": int,
+    "IMPORT_INLINE_ROWS": int,
+    "IMPORT_MAX_ROWS": int,
     "IDEMPOTENCY_TTL_HOURS": float,
     "SESSION_COOKIE_SECURE": _flag,
     "PERMANENT_SESSION_LIFETIME": int,

@@ -184,30 +184,61 @@ def _check_match(entity: CompiledEntity, rules: access.Policy, match: str | None
 
 
 def start(session: Session, user: User, app: App, entity_key: str, table: Table, options: ImportOptions, *,
-          file_name: str = "", dry_run: bool = False, remember: bool = True) -> ImportBatch:
+          file_name: str = "", dry_run: bool = False, remember: bool = True,
+          max_rows: int | None = None) -> ImportBatch:
     """Check the options and keep the rows in a new batch, ready for :func:`run`."""
-    entity, rules = _permitted(session, user, app, entity_key)
-    _check_match(entity, rules, options.match)
-    hidden = rules.hidden(entity.key)
-    if options.mapping is None:
-        mapping = automatic_mapping(entity, table.header, hidden) if not remember else \
-            suggested_mapping(session, app, entity, table.header, hidden)[0]
-    else:
-        mapping = check_mapping(entity, table.header, options.mapping, hidden)
-    if options.match is not None and options.match not in mapping.values():
-        raise FormloomError(f"The match key '{options.match}' is not mapped to any column; map a column to it "
-                            "or import without a match key.")
+    _permitted(session, user, app, entity_key)
     if not table.rows:
         raise ImportFileError(f"The file {f'{file_name!r} ' if file_name else ''}has a header but no rows; "
                               "put one record per line below the header.")
-    if remember:
-        save_mapping(session, user, app, entity.key, table.header, mapping, options.match)
-    chosen = ImportOptions(mapping, options.match, options.automation, options.all_or_nothing, options.locale)
-    batch = ImportBatch(app_id=app.id, entity_key=entity.key, user_id=user.id, file_name=file_name[:255],
+    if max_rows is not None and len(table.rows) > max_rows:
+        raise ImportFileError(f"The file has {len(table.rows)} rows; one import takes at most {max_rows}. "
+                              "Split it into several files.")
+    batch = ImportBatch(app_id=app.id, entity_key=entity_key, user_id=user.id, file_name=file_name[:255],
                         status=(ImportStatus.DRY_RUN if dry_run else ImportStatus.QUEUED).value,
-                        options={**asdict(chosen), "header": table.header,
-                                 "ignored": unmapped_columns(table.header, mapping)},
-                        rows=table.rows, total=len(table.rows), done=0, counts=_zero(), results=[])
+                        options={"header": table.header}, rows=table.rows, total=len(table.rows), done=0,
+                        counts=_zero(), results=None)
+    configure(session, user, batch, options, remember=remember)
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def configure(session: Session, user: User, batch: ImportBatch, options: ImportOptions, *,
+              remember: bool = True) -> ImportBatch:
+    """Set a batch's mapping, match key and switches (before it runs); remember the mapping."""
+    app = session.get(App, batch.app_id)
+    entity, rules = _permitted(session, user, app, batch.entity_key)
+    if batch.finished_at is not None and batch.status != ImportStatus.DRY_RUN.value:
+        raise Conflict(f"Import #{batch.id} has run already; start a new import to change its options.")
+    _check_match(entity, rules, options.match)
+    header, hidden = batch.options["header"], rules.hidden(entity.key)
+    if options.mapping is None:
+        mapping = suggested_mapping(session, app, entity, header, hidden)[0] if remember else \
+            automatic_mapping(entity, header, hidden)
+    else:
+        mapping = check_mapping(entity, header, options.mapping, hidden)
+    if options.match is not None and options.match not in mapping.values():
+        raise FormloomError(f"The match key '{options.match}' is not mapped to any column; map a column to it "
+                            "or import without a match key.")
+    if remember:
+        save_mapping(session, user, app, entity.key, header, mapping, options.match)
+    chosen = ImportOptions(mapping, options.match, options.automation, options.all_or_nothing, options.locale)
+    batch.options = {**asdict(chosen), "header": header, "ignored": unmapped_columns(header, mapping)}
+    batch.results, batch.finished_at, batch.done, batch.counts = None, None, 0, _zero()
+    return batch
+
+
+def commit_checked(session: Session, user: User, checked: ImportBatch) -> ImportBatch:
+    """A new batch importing the rows of a dry run with its options (the dry run stays as it was)."""
+    if checked.status != ImportStatus.DRY_RUN.value or not checked.rows:
+        raise Conflict(f"Import #{checked.id} is not a dry run waiting to be imported.")
+    app = session.get(App, checked.app_id)
+    _permitted(session, user, app, checked.entity_key)
+    batch = ImportBatch(app_id=checked.app_id, entity_key=checked.entity_key, user_id=user.id,
+                        file_name=checked.file_name, status=ImportStatus.QUEUED.value, options=dict(checked.options),
+                        rows=checked.rows, total=checked.total, done=0, counts=_zero(), results=None)
+    checked.rows = None  # the file now lives in the batch that imports it
     session.add(batch)
     session.flush()
     return batch
@@ -229,10 +260,12 @@ def run(session: Session, user: User, batch: ImportBatch,
     options = ImportOptions(**{k: batch.options[k] for k in ("mapping", "match", "automation",
                                                                "all_or_nothing", "locale")})
     dry_run = batch.status == ImportStatus.DRY_RUN.value
-    rows = list(batch.rows or [])
+    rows = list(batch.rows) if batch.rows else None
     cause = Cause(CauseKind.IMPORT, user.id, f"import:{batch.id}")
     step = _Step(session, user, cause, app, entity, rules, options)
     counts, results = _zero(), []
+    if rows is None or not rows:
+        raise Conflict(f"Import #{batch.id} has no rows left to import.")
     if not dry_run:
         batch.status = ImportStatus.RUNNING.value
     atomic = dry_run or options.all_or_nothing
