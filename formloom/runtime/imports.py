@@ -479,7 +479,8 @@ def rollback(session: Session, user: User, batch: ImportBatch, *, force: bool = 
     """
     app = session.get(App, batch.app_id)
     entity, _ = _permitted(session, user, app, batch.entity_key)
-    if batch.status != ImportStatus.DONE.value:
+    # A failed batch may have committed some chunks before it stopped: those can be undone too.
+    if batch.status not in (ImportStatus.DONE.value, ImportStatus.FAILED.value):
         raise Conflict(f"Import #{batch.id} is {batch.status.replace('_', ' ')}; only a finished import can be "
                        "rolled back.")
     ref = f"import:{batch.id}"
