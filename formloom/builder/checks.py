@@ -645,11 +645,56 @@ def _check_action(action: dict, path: str, entity_key: str, fields: dict, kinds:
             yield Problem(f"{path}.link_field", f"'{action['link_field']}' must be a relation field of "
                                                 f"'{action['entity']}' pointing to '{entity_key}'.")
         yield from _check_values(action, path, action["entity"], target_fields, ctx, source=fields)
+    elif kind == "aggregate":
+        yield from _check_aggregate(action, path, entity_key, fields, kinds, ctx)
     elif kind == "webhook" and isinstance(action.get("url"), str):
         if not action["url"].startswith(("https://", "http://")):
             yield Problem(f"{path}.url", "A webhook URL starts with https:// (or http://).")
         elif (problem := literal_problem(action["url"], _webhook_allowed_hosts())) is not None:
             yield Problem(f"{path}.url", problem)
+
+
+AGGREGATE_KINDS = {"count": ("number",), "sum": ("number",), "avg": ("number",),
+                   "min": ("number", "date", "datetime"), "max": ("number", "date", "datetime")}
+
+
+def _check_aggregate(action: dict, path: str, entity_key: str, fields: dict, kinds: dict,
+                     ctx: AppContext) -> Iterator[Problem]:
+    """The field it writes, the linked entity and its relation back, the value field, the SQL filter."""
+    from formloom.runtime.compiler import field_kinds
+    from formloom.runtime.filters import filter_problems
+
+    function, source = action["source"]["function"], action["source"]
+    target = action.get("field")
+    yield from _field_problem(f"{path}.field", entity_key, fields, target)
+    if target in fields and FIELD_TYPES[fields[target]["type"]].computed:
+        yield Problem(f"{path}.field", f"Field '{target}' is computed; it cannot be set.")
+    other = ctx.entities.get(source["entity"])
+    if other is None:
+        yield Problem(f"{path}.source.entity", f"App '{ctx.app_key}' has no entity '{source['entity']}'.")
+        return
+    other_fields = {f["key"]: f for _, f in _fields_of(other)}
+    other_kinds = field_kinds(list(other_fields.values()), ctx.entities)
+    link = other_fields.get(source["link_field"])
+    if link is None or link.get("type") != "relation" or link.get("target") != entity_key:
+        yield Problem(f"{path}.source.link_field", f"'{source['link_field']}' must be a relation field of "
+                                                   f"'{source['entity']}' pointing to '{entity_key}'.")
+    wanted = AGGREGATE_KINDS[function]
+    value_field = source.get("value_field")
+    if value_field is None and function != "count":
+        yield Problem(f"{path}.source", f"A {function} needs 'value_field': the field of '{source['entity']}' "
+                                        f"to {function}.")
+    elif value_field is not None and value_field not in other_fields:
+        yield Problem(f"{path}.source.value_field", f"Entity '{source['entity']}' has no field '{value_field}'.")
+    elif value_field is not None and other_kinds.get(value_field) not in wanted:
+        yield Problem(f"{path}.source.value_field", f"A {function} needs a {' or '.join(wanted)} field; "
+                                                    f"'{value_field}' holds {other_kinds.get(value_field)} values.")
+    result_kind = "number" if function in ("count", "sum", "avg") else other_kinds.get(value_field)
+    if target in fields and result_kind in wanted and kinds.get(target) != result_kind:
+        yield Problem(f"{path}.field", f"The {function} gives a {result_kind} value; '{target}' holds "
+                                       f"{kinds.get(target)} values. Write it to a {result_kind} field.")
+    if isinstance(source.get("where"), dict):
+        yield from (Problem(p, m) for p, m in filter_problems(source["where"], other_kinds, f"{path}.source.where"))
 
 
 def _webhook_allowed_hosts() -> list[str] | str:
