@@ -19,8 +19,8 @@ from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access")
-KINDS_RESERVED = ("view", "dashboard")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view")
+KINDS_RESERVED = ("dashboard",)
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -774,6 +774,40 @@ def check_access(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
                                   f"Entity '{entity_key}' has no field '{field_key}'.")
 
 
+VIEW_META_SORTS = ("id", "created_at", "updated_at", "title")
+
+
+def check_view(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """The entity, its columns and sort field, a filter SQL can run, a pipeline for pending approvals."""
+    from formloom.runtime.compiler import field_kinds
+    from formloom.runtime.filters import filter_problems
+
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
+        return
+    fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
+    for i, key in enumerate(body.get("columns") or []):
+        if isinstance(key, str) and key not in fields:
+            yield Problem(f"$.columns[{i}]", f"Entity '{entity_key}' has no field '{key}'; columns are field keys "
+                                             f"(fields: {', '.join(fields)}).")
+    sort = body.get("sort")
+    if isinstance(sort, str) and "$.sort" not in broken:
+        key = sort.lstrip("-")
+        field_type = FIELD_TYPES.get(fields.get(key, {}).get("type"))
+        if key not in VIEW_META_SORTS and (field_type is None or not field_type.sortable):
+            sortable = list(VIEW_META_SORTS) + [k for k, f in fields.items()
+                                                if f.get("type") in FIELD_TYPES and FIELD_TYPES[f["type"]].sortable]
+            yield Problem("$.sort", f"Cannot sort by '{key}'; sort by one of: {', '.join(sortable)} "
+                                    f"(with '-' in front for newest or largest first).")
+    if isinstance(body.get("filter"), dict):
+        kinds = field_kinds(list(fields.values()), ctx.entities)
+        yield from (Problem(p, m) for p, m in filter_problems(body["filter"], kinds, "$.filter"))
+    if body.get("pending_approval") and _pipeline_stages(ctx, entity_key) is None:
+        yield Problem("$.pending_approval", f"Entity '{entity_key}' has no pipeline, so its records never wait "
+                                            f"for an approval; remove 'pending_approval' or add a pipeline.")
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule, "access": check_access}
+                "rule": check_rule, "access": check_access, "view": check_view}
 

@@ -322,6 +322,7 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "audit_member_changed": {"en": "App role changed", "zh-CN": "应用角色变更"},
     "audit_team_changed": {"en": "Team changed", "zh-CN": "团队变更"},
     "audit_user_changed": {"en": "User changed", "zh-CN": "用户变更"},
+    "saved_views": {"en": "Saved views", "zh-CN": "视图"},
 }
 
 
