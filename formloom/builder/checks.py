@@ -214,6 +214,8 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
         users = ", ".join(k for k, f in by_key.items() if f.get("type") == "user") or "none"
         yield Problem("$.owner_field", f"Owner field '{owner}' must be a user field of this entity "
                                        f"(user fields: {users}).")
+    if isinstance(body.get("pool"), dict) and not any(p.startswith("$.pool") for p in broken):
+        yield from _check_pool(body["pool"], by_key)
     field_ctx = CheckContext(entity_keys=set(ctx.entities) | {body.get("key")},
                              entities={**ctx.entities, body.get("key"): body})
     earlier = ctx.published_types.get(body.get("key"), {})
@@ -232,6 +234,22 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
             yield from _check_default(f, path)
     if not any(p.startswith("$.fields") for p in broken):
         yield from check_logic(body, field_ctx.entities)
+
+
+POOL_FIELDS = {"field": (("user",), "a user field"),
+               "returned_at_field": (("datetime", "date"), "a date-and-time or date field"),
+               "reason_field": (("text", "textarea"), "a text field")}
+
+
+def _check_pool(pool: dict, by_key: dict) -> Iterator[Problem]:
+    """The public pool's fields: the user field that is empty in the pool, where returns are noted."""
+    for option, (types, words) in POOL_FIELDS.items():
+        key = pool.get(option)
+        if key is None:
+            continue
+        if by_key.get(key, {}).get("type") not in types:
+            fitting = ", ".join(k for k, f in by_key.items() if f.get("type") in types) or "none"
+            yield Problem(f"$.pool.{option}", f"'{key}' must be {words} of this entity (fitting fields: {fitting}).")
 
 
 def _check_default(f: dict, path: str) -> Iterator[Problem]:

@@ -87,6 +87,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(audit_views.api)
     app.register_blueprint(members_views.bp)
     app.register_blueprint(members_api.bp)
+    from formloom.runtime import pool_views
+    app.register_blueprint(pool_views.bp)
 
 
 def _protect_csrf() -> None:

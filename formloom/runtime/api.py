@@ -14,7 +14,7 @@ from formloom.platform.db import get_session
 from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
-from formloom.runtime import access, catalog, exports, listing, records, saved_views
+from formloom.runtime import access, catalog, exports, listing, pool, records, saved_views
 from formloom.runtime.fields import ID_LIMIT, describe_types
 from formloom.runtime.labels import LOCALES, text_of
 from formloom.runtime.views import export_response
@@ -297,3 +297,38 @@ def app_get(app_key: str):
     entities = [{"key": k, "label": text_of(catalog.entity(db, app, k).body["label"], request.args.get("locale", "en"))}
                 for k in access.policy(db, g.user, app).readable_entities(catalog.entity_keys(db, app))]
     return jsonify({**app_json(app), "entities": entities})
+
+
+@bp.get("/apps/<app_key>/pool/<entity_key>")
+@login_required
+def pool_list(app_key: str, entity_key: str):
+    """The records of the entity's public pool the caller may read (newest first, at most 200)."""
+    app = _app(app_key, Action.READ_RECORDS)
+    found = pool.in_pool(get_session(), g.user, app, entity_key)
+    return jsonify({"items": [record_json(r) for r in found]})
+
+
+@bp.post("/apps/<app_key>/records/<entity_key>/<int:record_id>/claim")
+@login_required
+def records_claim(app_key: str, entity_key: str, record_id: int):
+    """Take a record from the public pool; 409 ``already_claimed`` when someone was faster."""
+    app = _app(app_key, Action.UPDATE_RECORD)
+    db = get_session()
+    record = records.get(db, g.user, app, entity_key, record_id)
+    pool.claim(db, g.user, g.cause, app, record)
+    db.commit()
+    return jsonify(record_json(record))
+
+
+@bp.post("/apps/<app_key>/records/<entity_key>/<int:record_id>/return")
+@login_required
+def records_return(app_key: str, entity_key: str, record_id: int):
+    """Give a record back to the public pool: ``{"reason": "..."}``."""
+    app = _app(app_key, Action.UPDATE_RECORD)
+    body = json_body()
+    reason = require(body, "reason", str, 'send {"reason": "why it goes back to the pool"}')
+    db = get_session()
+    record = records.get(db, g.user, app, entity_key, record_id)
+    pool.give_back(db, g.user, g.cause, app, record, reason)
+    db.commit()
+    return jsonify(record_json(record))
