@@ -314,7 +314,7 @@ def records_claim(app_key: str, entity_key: str, record_id: int):
     """Take a record from the public pool; 409 ``already_claimed`` when someone was faster."""
     app = _app(app_key, Action.UPDATE_RECORD)
     db = get_session()
-    record = records.get(db, g.user, app, entity_key, record_id)
+    record = pool.record_to_claim(db, g.user, app, entity_key, record_id)
     pool.claim(db, g.user, g.cause, app, record)
     db.commit()
     return jsonify(record_json(record))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from formloom.platform.auth import Action, Cause, authorize
 from formloom.platform.db import json_value, utcnow
 from formloom.platform.errors import Conflict, Forbidden, FormloomError, NotFound
-from formloom.platform.models import App, ChangeAction, Record, User
+from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
 from formloom.runtime import access, catalog, events, pipelines, records
 from formloom.runtime.access import RecordAction, Scope
 from formloom.runtime.compiler import CompiledEntity
@@ -61,6 +61,27 @@ def in_pool(session: Session, user: User, app: App, entity_key: str, limit: int 
         Record.app_id == app.id, Record.entity_key == entity_key, Record.deleted_at.is_(None),
         rules.scope(entity_key), json_value(Record.data, pool["field"]).is_(None))
         .order_by(Record.updated_at.desc(), Record.id.desc()).limit(limit)))
+
+
+def record_to_claim(session: Session, user: User, app: App, entity_key: str, record_id: int) -> Record:
+    """The record a claim is about; 409 naming the holder for one just claimed out of sight.
+
+    A record someone else claimed may fall out of the claimer's read scope at once (reps read the
+    pool and their own leads): the one who was slower is told who was faster instead of "not
+    found", but only when the record's last change was that claim, so no other record is revealed.
+    """
+    try:
+        return records.get(session, user, app, entity_key, record_id)
+    except NotFound:
+        record = session.get(Record, record_id) if 1 <= record_id <= 2**63 - 1 else None
+        if record is None or record.app_id != app.id or record.entity_key != entity_key or record.deleted_at:
+            raise
+        entity = catalog.entity(session, app, entity_key)
+        last = session.scalar(select(ChangeLog.detail).where(ChangeLog.record_id == record.id)
+                              .order_by(ChangeLog.id.desc()).limit(1))
+        if pool_of(entity) is None or not isinstance(last, dict) or last.get("pool") != "claimed":
+            raise
+        raise _taken(session, entity, record, pool_of(entity)["field"], user) from None
 
 
 def claim(session: Session, user: User, cause: Cause, app: App, record: Record,

@@ -35,8 +35,8 @@ def pool_page(app_key: str, entity_key: str):
 def claim(app_key: str, entity_key: str, record_id: int):
     app = _app(app_key, Action.UPDATE_RECORD)
     db = get_session()
-    record = records.get(db, g.user, app, entity_key, record_id)
     try:
+        record = pool.record_to_claim(db, g.user, app, entity_key, record_id)
         pool.claim(db, g.user, g.cause, app, record)
         db.commit()
     except Conflict as exc:  # someone was faster, or the limit: say so on the pool page
