@@ -15,7 +15,7 @@ from formloom.platform.errors import DefinitionError
 from formloom.runtime import pipelines, records
 from formloom.runtime.validation import Situation
 from tests.conftest import bearer
-from tests.factories import login, make_pipeline_app, make_user
+from tests.factories import csrf_token, login, make_pipeline_app, make_user
 
 ACCESS = {
     "formloom": 1, "kind": "access", "key": "access", "label": "Who may do what",
@@ -152,3 +152,23 @@ def test_a_wrong_view_is_refused_at_its_path(db, admin, world, case):
     problems = {p.path: p.message for p in caught.value.problems}
     assert path in problems, problems
     assert words in problems[path]
+
+
+def test_admin_creates_a_view_in_the_builder_and_edits_it_as_json(client, db, admin, world):
+    login(client, "admin")
+    listing = client.get("/apps/pipes/admin/").get_data(as_text=True)
+    assert "Views" in listing and "my_open" in listing
+    token = csrf_token(client, "/apps/pipes/admin/view/new?entity=deal")
+    made = client.post("/apps/pipes/admin/view/new", data={"csrf_token": token, "label_en": "Big deals",
+                                                           "label_zh": "大单", "key": "", "entity": "deal"})
+    assert made.status_code == 302 and made.headers["Location"].endswith("/admin/view/big_deals/")
+    editor = client.get("/apps/pipes/admin/view/big_deals/")
+    assert editor.status_code == 200 and "builder-view.js" not in editor.get_data(as_text=True)
+    listed = client.get("/api/v1/apps/pipes/definitions", query_string={"kind": "view"}, headers=bearer(db, admin))
+    assert "big_deals" in [d["key"] for d in listed.get_json()["items"]]
+
+
+def test_the_list_sort_picker_shows_the_view_order(client, db, world):
+    login(client, "boss")
+    page = client.get("/apps/pipes/deal/?view=overdue").get_data(as_text=True)
+    assert '<option value="close_date" selected>' in page

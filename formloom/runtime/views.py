@@ -135,6 +135,7 @@ def record_list(app_key: str, entity_key: str):
     return render_template("record_list.html", app=app, entity=entity, page=page, columns=columns,
                            filter_fields=filter_fields, ctx=ctx, page_number=page_number, pages=pages,
                            error=error, nav=_nav(app), args=request.args, views=views, view=view,
+                           current_sort=query.sort or (view.sort(rules) if view else None) or "-updated_at",
                            pipeline=pipelines.pipeline_for(db, app, entity.key),
                            other_forms=[f for f in catalog.forms_of(db, app, entity) if f["key"] != entity.key])
 
