@@ -12,6 +12,7 @@ from formloom.platform.errors import DefinitionError
 from formloom.platform.models import ChangeLog, Record
 from formloom.runtime import dispatch, records
 from formloom.runtime.validation import Situation
+from tests.conftest import bearer
 from tests.factories import company_body
 
 NIGHT = datetime(2030, 6, 15, 2, 0, tzinfo=UTC)  # 02:00 UTC, the schedule's time (the app runs in UTC)
@@ -156,3 +157,17 @@ def test_a_wrong_aggregate_is_refused_at_its_path(db, admin, tiered, case):
     problems = {p.path: p.message for p in caught.value.problems}
     assert path in problems, problems
     assert words in problems[path]
+
+
+def test_a_dry_run_shows_the_total_and_tier_and_changes_nothing(client, db, admin, tiered):
+    definitions.save_and_publish(db, admin, tiered, tier_rule())
+    db.commit()
+    acme = company(db, admin, tiered)
+    deal(db, admin, tiered, acme.id, "150000", datetime.now(UTC) - timedelta(days=3))
+    response = client.post("/api/v1/apps/sales/rules/nightly_tier/dry-run", json={}, headers=bearer(db, admin))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [item] = [i for i in response.get_json()["items"] if i["record_id"] == acme.id]
+    assert item["actions"][0]["result"] == {"field": "won_12m", "value": "150000.00", "changed": True}
+    assert item["actions"][1]["status"] == "succeeded"
+    db.expire_all()
+    assert "won_12m" not in db.get(Record, acme.id).data and "tier" not in db.get(Record, acme.id).data
