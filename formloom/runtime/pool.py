@@ -26,6 +26,7 @@ from formloom.platform.models import App, ChangeAction, ChangeLog, Record, User
 from formloom.runtime import access, catalog, events, pipelines, records
 from formloom.runtime.access import RecordAction, Scope
 from formloom.runtime.compiler import CompiledEntity
+from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.rules import EventKind
 
 REASON_MAX = 2000
@@ -73,7 +74,7 @@ def record_to_claim(session: Session, user: User, app: App, entity_key: str, rec
     try:
         return records.get(session, user, app, entity_key, record_id)
     except NotFound:
-        record = session.get(Record, record_id) if 1 <= record_id <= 2**63 - 1 else None
+        record = session.get(Record, record_id) if 1 <= record_id <= ID_LIMIT else None
         if record is None or record.app_id != app.id or record.entity_key != entity_key or record.deleted_at:
             raise
         entity = catalog.entity(session, app, entity_key)
