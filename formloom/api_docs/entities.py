@@ -157,6 +157,9 @@ def list_parameters(entity: CompiledEntity, page_max: int, locale: str) -> list[
          "schema": {"type": "string"}},
         {"name": "deleted", "in": "query", "description": "true: list the deleted records instead.",
          "schema": {"type": "boolean"}},
+        {"name": "view", "in": "query", "description": "A saved view's key (GET /api/v1/apps/{app}/views): its "
+                                                       "filter applies, and its sort when 'sort' is not given.",
+         "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}},
     ]
     for spec in entity.fields:
         for op in spec.type.filter_ops:
@@ -228,10 +231,33 @@ def entity_api(app: App, entity: CompiledEntity, pipeline: Pipeline | None, loca
     }
     if pipeline is not None:
         paths.update(_pipeline_paths(pipeline, base, op, one, record, label))
+    if entity.body.get("pool"):
+        paths.update(_pool_paths(app, entity, base, op, one, record, label))
     for item in paths.values():
         for method in HTTP_METHODS & set(item):
             item[method]["tags"] = [prefix]
     return EntityApi(tag, paths, entity_schemas(entity, prefix, locale))
+
+
+def _pool_paths(app: App, entity: CompiledEntity, base: str, op: str, one: dict, record: dict,
+                label: str) -> dict:
+    """The public pool's operations (docs/pool.md)."""
+    return {
+        f"/api/v1/apps/{app.key}/pool/{entity.key}": {"get": {
+            "operationId": f"{op}.pool", "summary": f"{label}: the records in the public pool",
+            "responses": {"200": json_response("The pool's records you may read, newest first (at most 200).",
+                                               obj({"items": {"type": "array", "items": record}})),
+                          **errors(403, 404)}}},
+        base + "/{id}/claim": {**one, "post": {
+            "operationId": f"{op}.claim", "summary": f"{label}: claim a record from the public pool",
+            "responses": {"200": json_response("Claimed: the record, now yours.", record),
+                          **errors(403, 404, 409)}}},
+        base + "/{id}/return": {**one, "post": {
+            "operationId": f"{op}.return", "summary": f"{label}: return a record to the public pool",
+            "requestBody": json_body(obj({"reason": {**STR, "description": "Why it goes back."}}, ["reason"])),
+            "responses": {"200": json_response("Returned: the record, in the pool.", record),
+                          **errors(400, 403, 404, 409)}}},
+    }
 
 
 def _pipeline_paths(pipeline: Pipeline, base: str, op: str, one: dict, record: dict, label: str) -> dict:

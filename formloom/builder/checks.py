@@ -19,8 +19,8 @@ from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access")
-KINDS_RESERVED = ("view", "dashboard")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view")
+KINDS_RESERVED = ("dashboard",)
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date", "serial"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -214,6 +214,8 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
         users = ", ".join(k for k, f in by_key.items() if f.get("type") == "user") or "none"
         yield Problem("$.owner_field", f"Owner field '{owner}' must be a user field of this entity "
                                        f"(user fields: {users}).")
+    if isinstance(body.get("pool"), dict) and not any(p.startswith("$.pool") for p in broken):
+        yield from _check_pool(body["pool"], by_key)
     field_ctx = CheckContext(entity_keys=set(ctx.entities) | {body.get("key")},
                              entities={**ctx.entities, body.get("key"): body})
     earlier = ctx.published_types.get(body.get("key"), {})
@@ -232,6 +234,22 @@ def check_entity(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
             yield from _check_default(f, path)
     if not any(p.startswith("$.fields") for p in broken):
         yield from check_logic(body, field_ctx.entities)
+
+
+POOL_FIELDS = {"field": (("user",), "a user field"),
+               "returned_at_field": (("datetime", "date"), "a date-and-time or date field"),
+               "reason_field": (("text", "textarea"), "a text field")}
+
+
+def _check_pool(pool: dict, by_key: dict) -> Iterator[Problem]:
+    """The public pool's fields: the user field that is empty in the pool, where returns are noted."""
+    for option, (types, words) in POOL_FIELDS.items():
+        key = pool.get(option)
+        if key is None:
+            continue
+        if by_key.get(key, {}).get("type") not in types:
+            fitting = ", ".join(k for k, f in by_key.items() if f.get("type") in types) or "none"
+            yield Problem(f"$.pool.{option}", f"'{key}' must be {words} of this entity (fitting fields: {fitting}).")
 
 
 def _check_default(f: dict, path: str) -> Iterator[Problem]:
@@ -645,11 +663,56 @@ def _check_action(action: dict, path: str, entity_key: str, fields: dict, kinds:
             yield Problem(f"{path}.link_field", f"'{action['link_field']}' must be a relation field of "
                                                 f"'{action['entity']}' pointing to '{entity_key}'.")
         yield from _check_values(action, path, action["entity"], target_fields, ctx, source=fields)
+    elif kind == "aggregate":
+        yield from _check_aggregate(action, path, entity_key, fields, kinds, ctx)
     elif kind == "webhook" and isinstance(action.get("url"), str):
         if not action["url"].startswith(("https://", "http://")):
             yield Problem(f"{path}.url", "A webhook URL starts with https:// (or http://).")
         elif (problem := literal_problem(action["url"], _webhook_allowed_hosts())) is not None:
             yield Problem(f"{path}.url", problem)
+
+
+AGGREGATE_KINDS = {"count": ("number",), "sum": ("number",), "avg": ("number",),
+                   "min": ("number", "date", "datetime"), "max": ("number", "date", "datetime")}
+
+
+def _check_aggregate(action: dict, path: str, entity_key: str, fields: dict, kinds: dict,
+                     ctx: AppContext) -> Iterator[Problem]:
+    """The field it writes, the linked entity and its relation back, the value field, the SQL filter."""
+    from formloom.runtime.compiler import field_kinds
+    from formloom.runtime.filters import filter_problems
+
+    function, source = action["source"]["function"], action["source"]
+    target = action.get("field")
+    yield from _field_problem(f"{path}.field", entity_key, fields, target)
+    if target in fields and FIELD_TYPES[fields[target]["type"]].computed:
+        yield Problem(f"{path}.field", f"Field '{target}' is computed; it cannot be set.")
+    other = ctx.entities.get(source["entity"])
+    if other is None:
+        yield Problem(f"{path}.source.entity", f"App '{ctx.app_key}' has no entity '{source['entity']}'.")
+        return
+    other_fields = {f["key"]: f for _, f in _fields_of(other)}
+    other_kinds = field_kinds(list(other_fields.values()), ctx.entities)
+    link = other_fields.get(source["link_field"])
+    if link is None or link.get("type") != "relation" or link.get("target") != entity_key:
+        yield Problem(f"{path}.source.link_field", f"'{source['link_field']}' must be a relation field of "
+                                                   f"'{source['entity']}' pointing to '{entity_key}'.")
+    wanted = AGGREGATE_KINDS[function]
+    value_field = source.get("value_field")
+    if value_field is None and function != "count":
+        yield Problem(f"{path}.source", f"A {function} needs 'value_field': the field of '{source['entity']}' "
+                                        f"to {function}.")
+    elif value_field is not None and value_field not in other_fields:
+        yield Problem(f"{path}.source.value_field", f"Entity '{source['entity']}' has no field '{value_field}'.")
+    elif value_field is not None and other_kinds.get(value_field) not in wanted:
+        yield Problem(f"{path}.source.value_field", f"A {function} needs a {' or '.join(wanted)} field; "
+                                                    f"'{value_field}' holds {other_kinds.get(value_field)} values.")
+    result_kind = "number" if function in ("count", "sum", "avg") else other_kinds.get(value_field)
+    if target in fields and result_kind in wanted and kinds.get(target) != result_kind:
+        yield Problem(f"{path}.field", f"The {function} gives a {result_kind} value; '{target}' holds "
+                                       f"{kinds.get(target)} values. Write it to a {result_kind} field.")
+    if isinstance(source.get("where"), dict):
+        yield from (Problem(p, m) for p, m in filter_problems(source["where"], other_kinds, f"{path}.source.where"))
 
 
 def _webhook_allowed_hosts() -> list[str] | str:
@@ -729,6 +792,40 @@ def check_access(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
                                   f"Entity '{entity_key}' has no field '{field_key}'.")
 
 
+VIEW_META_SORTS = ("id", "created_at", "updated_at", "title")
+
+
+def check_view(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """The entity, its columns and sort field, a filter SQL can run, a pipeline for pending approvals."""
+    from formloom.runtime.compiler import field_kinds
+    from formloom.runtime.filters import filter_problems
+
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
+        return
+    fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
+    for i, key in enumerate(body.get("columns") or []):
+        if isinstance(key, str) and key not in fields:
+            yield Problem(f"$.columns[{i}]", f"Entity '{entity_key}' has no field '{key}'; columns are field keys "
+                                             f"(fields: {', '.join(fields)}).")
+    sort = body.get("sort")
+    if isinstance(sort, str) and "$.sort" not in broken:
+        key = sort.lstrip("-")
+        field_type = FIELD_TYPES.get(fields.get(key, {}).get("type"))
+        if key not in VIEW_META_SORTS and (field_type is None or not field_type.sortable):
+            sortable = list(VIEW_META_SORTS) + [k for k, f in fields.items()
+                                                if f.get("type") in FIELD_TYPES and FIELD_TYPES[f["type"]].sortable]
+            yield Problem("$.sort", f"Cannot sort by '{key}'; sort by one of: {', '.join(sortable)} "
+                                    f"(with '-' in front for newest or largest first).")
+    if isinstance(body.get("filter"), dict):
+        kinds = field_kinds(list(fields.values()), ctx.entities)
+        yield from (Problem(p, m) for p, m in filter_problems(body["filter"], kinds, "$.filter"))
+    if body.get("pending_approval") and _pipeline_stages(ctx, entity_key) is None:
+        yield Problem("$.pending_approval", f"Entity '{entity_key}' has no pipeline, so its records never wait "
+                                            f"for an approval; remove 'pending_approval' or add a pipeline.")
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule, "access": check_access}
+                "rule": check_rule, "access": check_access, "view": check_view}
 

@@ -32,9 +32,9 @@ from formloom.runtime.validation import Situation, defaults
 
 bp = Blueprint("builder", __name__, template_folder="templates")
 
-EDITABLE_KINDS = ("entity", "form", "pipeline", "rule", "access")
+EDITABLE_KINDS = ("entity", "form", "pipeline", "rule", "access", "view")
 KIND_TITLES = {"app": "App settings", "entity": "Entities", "form": "Forms", "pipeline": "Pipelines",
-               "rule": "Rules", "access": "Access"}
+               "rule": "Rules", "access": "Access", "view": "Views"}
 # The built-in roles by name. An access definition starts from all but the admin's, which cannot
 # be restricted (formloom/runtime/access.py).
 ROLE_LABELS = {AppRole.ADMIN.value: {"en": "App admin", "zh-CN": "应用管理员"},
@@ -219,6 +219,9 @@ def starter(kind: str, key: str, label: str | dict, entity: str, entities: dict[
         body["enabled"] = False
         body["trigger"] = {"type": "created"}
         body["actions"] = [{"type": "notify", "to": {"owner": True}, "title": label}]
+    elif kind == "view":
+        body["columns"] = [f["key"] for f in fields[:6]]
+        body["sort"] = "-updated_at"
     return body
 
 

@@ -91,6 +91,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(members_api.bp)
     app.register_blueprint(imports_api.bp)
     app.register_blueprint(imports_views.bp)
+    from formloom.runtime import pool_views
+    app.register_blueprint(pool_views.bp)
 
 
 def _protect_csrf() -> None:

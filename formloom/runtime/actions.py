@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -243,6 +244,57 @@ def create(ctx: Context, action: Mapping[str, Any], key: str) -> dict:
     return {"created": created.id, "entity": action["entity"], "title": created.title}
 
 
+# --- aggregate -------------------------------------------------------------------------------
+
+_AGGREGATES = {"sum": func.sum, "min": func.min, "max": func.max, "avg": func.avg}
+
+
+def aggregate(ctx: Context, action: Mapping[str, Any], key: str) -> dict:
+    """Sum, count, ... the live records linked to this one (in SQL) and write the result to ``field``.
+
+    Deleted records never count; the result is stored like a formula's (numbers as decimal text
+    with the field's places), and an unchanged value changes nothing, so a nightly run of the
+    same data leaves no trace in the history.
+    """
+    from formloom.runtime.filters import filter_sql
+    from formloom.runtime.formulas import to_stored
+    from formloom.runtime.rules import app_zone
+
+    record = _record(ctx)
+    source = action["source"]
+    other = catalog.entity(ctx.session, ctx.app, source["entity"])
+    where = [Record.app_id == ctx.app.id, Record.entity_key == other.key, Record.deleted_at.is_(None),
+             json_value(Record.data, source["link_field"], numeric=True) == record.id]
+    if source.get("where"):
+        today = ctx.now.astimezone(app_zone(ctx.session, ctx.app)).date()
+        where.append(filter_sql(source["where"], other.kinds, user_id=record.owner_id,
+                                dialect=ctx.session.get_bind().dialect.name, today=today, now=ctx.now))
+    function = source["function"]
+    if function == "count":
+        result = ctx.session.scalar(select(func.count(Record.id)).where(*where))
+    else:
+        value_field = source["value_field"]
+        numeric = other.kinds[value_field] == "number"
+        column = json_value(Record.data, value_field, numeric=numeric)
+        result = ctx.session.scalar(select(_AGGREGATES[function](column)).where(*where, column.is_not(None)))
+        if function == "sum" and result is None:
+            result = 0  # nothing linked: the sum is zero (min, max and avg stay empty)
+    entity = catalog.entity(ctx.session, ctx.app, record.entity_key)
+    spec = entity.by_key[action["field"]]
+    kind = entity.kinds[action["field"]]
+    value = result  # min and max of dates and moments: their stored ISO text already
+    if kind == "number" and result is not None:
+        value = to_stored(Decimal(str(result)), kind, spec.definition.get("precision", 2))
+        if spec.type.name == "integer":
+            value = int(Decimal(value))
+    if record.data.get(action["field"]) == value:
+        return {"field": action["field"], "value": value, "changed": False}
+    records.update(ctx.session, ctx.actor, _cause(ctx), ctx.app, record, {action["field"]: value}, record.version,
+                   situation=Situation(user_id=ctx.actor.id, record_id=record.id, now=ctx.now),
+                   detail={"rule": ctx.rule.key, "aggregate": f"{function} of {other.key}"})
+    return {"field": action["field"], "value": value, "changed": True}
+
+
 # --- webhook ---------------------------------------------------------------------------------
 
 def webhook(ctx: Context, action: Mapping[str, Any], key: str) -> dict:
@@ -256,4 +308,4 @@ def webhook(ctx: Context, action: Mapping[str, Any], key: str) -> dict:
 
 
 ACTIONS = {"assign": assign, "notify": notify, "email": email, "move": move, "request_approval": move,
-           "update": update, "create": create, "webhook": webhook}
+           "update": update, "create": create, "webhook": webhook, "aggregate": aggregate}

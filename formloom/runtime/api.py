@@ -14,7 +14,7 @@ from formloom.platform.db import get_session
 from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, Record
 from formloom.platform.web_auth import login_required
-from formloom.runtime import access, catalog, exports, listing, records
+from formloom.runtime import access, catalog, exports, listing, pool, records, saved_views
 from formloom.runtime.fields import ID_LIMIT, describe_types
 from formloom.runtime.labels import LOCALES, text_of
 from formloom.runtime.views import export_response
@@ -78,7 +78,9 @@ def records_list(app_key: str, entity_key: str):
     app = _app(app_key, Action.READ_RECORDS)
     db = get_session()
     entity = catalog.entity(db, app, entity_key)
-    query = listing.ListQuery(search=request.args.get("q", ""), sort=request.args.get("sort") or "-updated_at",
+    view = request.args.get("view") or None
+    query = listing.ListQuery(search=request.args.get("q", ""), view=view,
+                              sort=request.args.get("sort") or ("" if view else "-updated_at"),
                               limit=int_arg("limit", 50, 1, current_app.config["API_PAGE_SIZE_MAX"]),
                               cursor=request.args.get("cursor") or None,
                               filters=listing.parse_filters(request.args, entity),
@@ -86,6 +88,18 @@ def records_list(app_key: str, entity_key: str):
     page = listing.list_records(db, g.user, app, entity, query)
     return jsonify({"items": [record_json(r) for r in page.records], "total": page.total,
                     "next_cursor": page.next_cursor})
+
+
+@bp.get("/apps/<app_key>/views")
+@login_required
+def views_list(app_key: str):
+    """The saved views the caller is shown (``?entity=`` for one entity's), with their columns as they see them."""
+    app = _app(app_key, Action.READ_RECORDS)
+    db = get_session()
+    rules = access.policy(db, g.user, app)
+    found = saved_views.views_of(db, g.user, app, request.args.get("entity") or None)
+    return jsonify({"items": [saved_views.view_json(v, rules.visible_entity(catalog.entity(db, app, v.entity_key)))
+                              for v in found]})
 
 
 @bp.get("/apps/<app_key>/records/<entity_key>/export")
@@ -96,7 +110,9 @@ def records_export(app_key: str, entity_key: str):
     db = get_session()
     access.policy(db, g.user, app).require(entity_key, access.RecordAction.EXPORT)
     entity = catalog.entity(db, app, entity_key)
-    query = listing.ListQuery(search=request.args.get("q", ""), sort=request.args.get("sort") or "-updated_at",
+    view = request.args.get("view") or None
+    query = listing.ListQuery(search=request.args.get("q", ""), view=view,
+                              sort=request.args.get("sort") or ("" if view else "-updated_at"),
                               filters=listing.parse_filters(request.args, entity),
                               deleted=request.args.get("deleted") in ("1", "true"))
     locale = request.args.get("locale") or g.user.locale or "en"
@@ -281,3 +297,38 @@ def app_get(app_key: str):
     entities = [{"key": k, "label": text_of(catalog.entity(db, app, k).body["label"], request.args.get("locale", "en"))}
                 for k in access.policy(db, g.user, app).readable_entities(catalog.entity_keys(db, app))]
     return jsonify({**app_json(app), "entities": entities})
+
+
+@bp.get("/apps/<app_key>/pool/<entity_key>")
+@login_required
+def pool_list(app_key: str, entity_key: str):
+    """The records of the entity's public pool the caller may read (newest first, at most 200)."""
+    app = _app(app_key, Action.READ_RECORDS)
+    found = pool.in_pool(get_session(), g.user, app, entity_key)
+    return jsonify({"items": [record_json(r) for r in found]})
+
+
+@bp.post("/apps/<app_key>/records/<entity_key>/<int:record_id>/claim")
+@login_required
+def records_claim(app_key: str, entity_key: str, record_id: int):
+    """Take a record from the public pool; 409 ``already_claimed`` when someone was faster."""
+    app = _app(app_key, Action.UPDATE_RECORD)
+    db = get_session()
+    record = pool.record_to_claim(db, g.user, app, entity_key, record_id)
+    pool.claim(db, g.user, g.cause, app, record)
+    db.commit()
+    return jsonify(record_json(record))
+
+
+@bp.post("/apps/<app_key>/records/<entity_key>/<int:record_id>/return")
+@login_required
+def records_return(app_key: str, entity_key: str, record_id: int):
+    """Give a record back to the public pool: ``{"reason": "..."}``."""
+    app = _app(app_key, Action.UPDATE_RECORD)
+    body = json_body()
+    reason = require(body, "reason", str, 'send {"reason": "why it goes back to the pool"}')
+    db = get_session()
+    record = records.get(db, g.user, app, entity_key, record_id)
+    pool.give_back(db, g.user, g.cause, app, record, reason)
+    db.commit()
+    return jsonify(record_json(record))

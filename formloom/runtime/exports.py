@@ -122,6 +122,8 @@ def export_records(session: Session, user: User, app: App, entity_key: str, quer
                              f"{limit:,} {whose}; narrow the list with a search or filters and export again.")
     visible = rules.visible_entity(entity)
     chosen_columns = columns(visible, header, locale)
+    if query.view:
+        chosen_columns = _view_columns(session, user, app, visible, query.view, chosen_columns)
     rows = _rows(session, visible, chosen, chosen_columns, rules, locale, limit, batch_size)
     heading = [column.label for column in chosen_columns]
     if fmt is ExportFormat.CSV:
@@ -161,6 +163,18 @@ def columns(entity: CompiledEntity, header: Header, locale: str) -> list[Column]
     found += [Column("_created_at", name("_created_at", "created"), _created_at),
               Column("_updated_at", name("_updated_at", "updated"), _updated_at)]
     return found
+
+
+def _view_columns(session: Session, user: User, app: App, entity: CompiledEntity, view_key: str,
+                  found: list[Column]) -> list[Column]:
+    """A saved view's export: the record's id, then the view's columns (those the role may see) in its order."""
+    from formloom.runtime import saved_views
+
+    keys = saved_views.view_for(session, user, app, entity.key, view_key).columns(entity)
+    if not keys:
+        return found
+    by_key = {column.key: column for column in found}
+    return [by_key["_id"], *(by_key[key] for key in keys)]
 
 
 def _record_id(record: Row, ctx: DisplayContext) -> Cell:

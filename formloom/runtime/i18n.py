@@ -380,6 +380,16 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "import_counts": {"en": "Rows", "zh-CN": "行数"},
     "import_none": {"en": "No imports yet.", "zh-CN": "暂无导入记录。"},
     "import_new": {"en": "New import", "zh-CN": "新导入"},
+    "saved_views": {"en": "Saved views", "zh-CN": "视图"},
+    "pool": {"en": "Public pool", "zh-CN": "公海"},
+    "pool_claim": {"en": "Claim", "zh-CN": "领取"},
+    "pool_claimed": {"en": "Claimed: the record is yours now.", "zh-CN": "已领取，该记录现在归你负责。"},
+    "pool_return": {"en": "Return to pool", "zh-CN": "退回公海"},
+    "pool_returned": {"en": "Returned to the public pool.", "zh-CN": "已退回公海。"},
+    "pool_reason": {"en": "Reason", "zh-CN": "原因"},
+    "pool_empty": {"en": "The pool is empty.", "zh-CN": "公海中暂无记录。"},
+    "pool_help": {"en": "Records nobody holds. Claim one to make it yours.",
+                  "zh-CN": "无人负责的记录。领取后即归你负责。"},
 }
 
 

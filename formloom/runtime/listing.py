@@ -49,6 +49,7 @@ class ListQuery:
     offset: int = 0
     cursor: str | None = None
     deleted: bool = False  # list the deleted records instead of the live ones
+    view: str | None = None  # a saved view's key: its filter applies, and its sort when ``sort`` is empty
 
 
 @dataclass
@@ -225,7 +226,14 @@ def select_records(session: Session, user: User, app: App, entity: CompiledEntit
         pattern = f"%{_escape_like(query.search.strip().lower())}%"
         conditions.append(func.lower(Record.title).like(pattern, escape="\\"))
     conditions += [_filter_expression(session, entity, f) for f in query.filters]
-    sort_expr, descending, sort_key = _sort_expression(entity, query.sort)
+    sort = query.sort
+    if query.view:
+        from formloom.runtime import saved_views
+
+        view = saved_views.view_for(session, user, app, entity.key, query.view)
+        conditions.append(view.where(session, user, app))
+        sort = sort or view.sort(rules)
+    sort_expr, descending, sort_key = _sort_expression(entity, sort or "-updated_at")
     numeric = sort_key in entity.by_key and entity.by_key[sort_key].type.numeric
     return Selection(tuple(conditions), sort_expr, descending, sort_key, numeric)
 
@@ -269,7 +277,7 @@ def _refuse_hidden(rules: access.Policy, entity: CompiledEntity, query: ListQuer
     for flt in query.filters:
         if flt.key in hidden:
             raise ListError(f"Cannot filter on '{flt.key}': {entity.key} has no such field.")
-    sort_key = query.sort.lstrip("-")
+    sort_key = (query.sort or "").lstrip("-")
     if sort_key in hidden:
         raise ListError(f"Cannot sort by '{sort_key}'; sort by another field.")
 

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from formloom.platform.api_common import BadRequest
 from formloom.platform.auth import Action, can, visible_apps
 from formloom.platform.db import get_session
-from formloom.platform.errors import Conflict, RecordValidationError, VersionConflict
+from formloom.platform.errors import Conflict, NotFound, RecordValidationError, VersionConflict
 from formloom.platform.models import App, Record, User
 from formloom.platform.storage import storage_for
 from formloom.platform.web_auth import login_required
-from formloom.runtime import access, catalog, exports, files, listing, pipelines, records
+from formloom.runtime import access, catalog, exports, files, listing, pipelines, records, saved_views
 from formloom.runtime.compiler import CompiledEntity
 from formloom.runtime.fields import FILE_TYPES, ID_LIMIT, CoercionError, DisplayContext
 from formloom.runtime.files_views import download_url
@@ -114,10 +114,16 @@ def record_list(app_key: str, entity_key: str):
     page_number = max(request.args.get("page", 1, type=int), 1)
     filter_fields = [f for f in entity.fields if f.type.name in ("select", "date", "user", "boolean")]
     columns = [f for f in entity.fields if f.type.name not in ("textarea", "multiselect")][:6]
+    views = saved_views.views_of(db, g.user, app, entity.key)
+    view = next((v for v in views if v.key == request.args.get("view")), None)
+    if request.args.get("view") and view is None:
+        raise NotFound(f"There is no view '{request.args['view']}' of {entity.key} for you.")
+    if view is not None and view.columns(entity):
+        columns = [entity.by_key[key] for key in view.columns(entity)]
     query = listing.ListQuery(search=request.args.get("q", ""), limit=page_size,
                               offset=(page_number - 1) * page_size,
-                              sort=request.args.get("sort") or "-updated_at",
-                              deleted=request.args.get("deleted") == "1")
+                              sort=request.args.get("sort") or ("" if view else "-updated_at"),
+                              deleted=request.args.get("deleted") == "1", view=view.key if view else None)
     error = None
     try:
         query.filters = listing.parse_filters(request.args, entity)
@@ -128,7 +134,8 @@ def record_list(app_key: str, entity_key: str):
     pages = max((page.total + page_size - 1) // page_size, 1)
     return render_template("record_list.html", app=app, entity=entity, page=page, columns=columns,
                            filter_fields=filter_fields, ctx=ctx, page_number=page_number, pages=pages,
-                           error=error, nav=_nav(app), args=request.args,
+                           error=error, nav=_nav(app), args=request.args, views=views, view=view,
+                           current_sort=query.sort or (view.sort(rules) if view else None) or "-updated_at",
                            pipeline=pipelines.pipeline_for(db, app, entity.key),
                            other_forms=[f for f in catalog.forms_of(db, app, entity) if f["key"] != entity.key])
 
@@ -142,9 +149,11 @@ def record_export(app_key: str, entity_key: str, fmt: str):
     rules = rules_of(app)
     rules.require(entity_key, access.RecordAction.EXPORT)
     entity = rules.visible_entity(catalog.entity(db, app, entity_key))
-    query = listing.ListQuery(search=request.args.get("q", ""), sort=request.args.get("sort") or "-updated_at",
+    view = request.args.get("view") or None
+    query = listing.ListQuery(search=request.args.get("q", ""),
+                              sort=request.args.get("sort") or ("" if view else "-updated_at"),
                               filters=listing.parse_filters(request.args, entity),
-                              deleted=request.args.get("deleted") == "1")
+                              deleted=request.args.get("deleted") == "1", view=view)
     exported = exports.export_records(db, g.user, app, entity_key, query, exports.ExportFormat(fmt),
                                       current_locale(), header=exports.parse_header(request.args.get("header")),
                                       max_rows=exports.max_rows_setting(current_app.config))

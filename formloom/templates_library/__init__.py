@@ -52,9 +52,10 @@ def list_templates() -> list[dict]:
 def load_template(name: str) -> dict:
     """The definitions of template ``name``.
 
-    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules"}``: the app body, the entity bodies
-    ordered so that relation targets come before the entities relating to them (cycles keep file
-    order), the form bodies ordered by their entity, the pipelines and the automation rules.
+    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules", "access", "views"}``: the app
+    body, the entity bodies ordered so that relation targets come before the entities relating to them
+    (cycles keep file order), the form bodies ordered by their entity, the pipelines, the automation
+    rules, the access definition and the saved views.
     """
     names = _template_names()
     if not isinstance(name, str) or name not in names:
@@ -73,8 +74,9 @@ def load_template(name: str) -> dict:
     forms.sort(key=lambda f: (position.get(f.get("entity"), len(position)), f.get("key") != f.get("entity"),
                               str(f.get("key"))))
     access = [_read_json(folder / "access.json")] if (folder / "access.json").exists() else []
+    views = [_read_json(p) for p in sorted((folder / "views").glob("*.json"))]
     return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
-            "rules": rules, "access": access}
+            "rules": rules, "access": access, "views": views}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -102,8 +104,8 @@ def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]
 def install(session: Session, actor: User | None, name: str = "crm", app_key: str | None = None) -> App:
     """Create an app from template ``name`` (under ``app_key``, default the template's key).
 
-    Publishes the entities (relation targets first), then the forms and pipelines, then the app
-    definition with its navigation. Everything happens in a savepoint: on any error nothing is left
+    Publishes the entities (relation targets first), then the forms, pipelines, rules, access and views,
+    then the app definition with its navigation. Everything happens in a savepoint: on any error nothing is left
     behind in the session. Raises :class:`Conflict` when the app key is taken.
     """
     if actor is not None:
@@ -122,7 +124,8 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
             definitions.save_draft(session, actor, app, "entity", body["key"], body)
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
-        for body in template["forms"] + template["pipelines"] + template["rules"] + template["access"]:
+        for body in (template["forms"] + template["pipelines"] + template["rules"] + template["access"]
+                     + template["views"]):
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
     return app
