@@ -102,6 +102,7 @@ def test_a_lead_without_a_follow_up_for_30_days_goes_back_to_the_pool(app, db, a
     dispatch.run_pending(app, now=moment)
     returned = data(db, idle)
     assert returned.get("owner") is None
+    assert db.get(Record, idle.id).owner_id is None  # owned by no one: the last owner keeps no hold on it
     assert returned["returned_at"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "30" in returned["return_reason"]
     title = "Lead returned to the pool after 30 days without a follow-up: Idle lead"

@@ -218,7 +218,11 @@ def update(session: Session, user: User, cause: Cause, app: App, record: Record,
     pipeline = pipelines.check_stage_change(session, app, entity, record, data, before, situation, move, locale)
     record.data = data  # a new dict: in-place edits of JSON are not detected
     record.title = title_of(entity, data)
-    record.owner_id = owner_of(entity, data, record.owner_id)
+    owner_field = entity.body.get("owner_field")
+    if owner_field in changes and owner_of(entity, data, None) is None:
+        record.owner_id = None  # the owner field was emptied: owned by no one (a record back in its pool)
+    else:
+        record.owner_id = owner_of(entity, data, record.owner_id)
     record.entity_version = entity.version
     record.updated_at = situation.now
     record.updated_by = user.id
