@@ -18,6 +18,7 @@ from formloom.builder import definitions
 from formloom.platform.auth import Action, authorize
 from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, User
+from formloom.templates_library import upgrade
 
 TEMPLATES_DIR = Path(__file__).parent
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -125,6 +126,8 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
         for body in template["forms"] + template["pipelines"] + template["rules"] + template["access"]:
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
+        upgrade.record_install(session, app, name, (app_body.get("template") or {}).get("version"),
+                               upgrade.template_bodies(template, key))
     return app
 
 
