@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 import formloom.templates_library as templates_library
@@ -201,9 +202,13 @@ def test_merge_keeps_both_sides_of_a_list():
     assert result.added == ['$.fields["n"]'] and result.skipped == []
 
 
-def test_cli_upgrade_prints_the_report(app, db, admin, customized):
+def test_cli_upgrade_prints_the_report(app, db, admin, customized, database_url, tmp_path):
     target, _ = customized
-    result = app.test_cli_runner().invoke(main, ["template", "upgrade", "crm", "--app", target.key])
+    env = {"FORMLOOM_INSTANCE_PATH": str(tmp_path / "instance"), "FORMLOOM_DATABASE_URL": database_url}
+    dry = CliRunner().invoke(main, ["template", "upgrade", "crm", "--app", target.key, "--dry-run"], env=env)
+    assert dry.exit_code == 0 and "added    rule won_deal_announce" in dry.output
+    assert catalog.get_definition(db, target, "rule", "won_deal_announce") is None
+    result = CliRunner().invoke(main, ["template", "upgrade", "crm", "--app", target.key], env=env)
     assert result.exit_code == 0, result.output
     assert "merged   entity customer" in result.output
     assert "skipped  rule closing_this_week" in result.output and "$.condition" in result.output
@@ -223,7 +228,7 @@ def test_ui_preview_then_apply(client, db, admin, customized):
     done = client.post(f"/apps/{target.key}/admin/upgrade", data={"csrf_token": token}, follow_redirects=True)
     assert done.status_code == 200
     assert "won_deal_announce" in done.get_data(as_text=True)
-    db.expire_all()
+    db.rollback()
     assert catalog.get_definition(db, db.scalar(select(App).where(App.key == target.key)), "rule",
                                   "won_deal_announce") is not None
 
@@ -232,3 +237,35 @@ def _csrf(html: str) -> str:
     import re
 
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_ui_installs_a_template_under_the_chosen_key(client, db, admin):
+    login(client, "admin")
+    home = client.get("/").get_data(as_text=True)
+    assert "/apps/new/template" in home
+    page = client.get("/apps/new/template")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "CRM" in text and "Install a template" in text
+    client.get("/apps/new/template?lang=zh-CN")
+    text = client.get("/apps/new/template").get_data(as_text=True)
+    assert "安装模板" in text and "客户关系管理" in text
+    version = templates_library.list_templates()[0]["version"]
+    assert f"v{version}" in text
+    done = client.post("/apps/new/template", data={"csrf_token": _csrf(text), "template": "crm", "key": "sales_crm"})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/apps/sales_crm/admin/")
+    db.rollback()
+    app = db.scalar(select(App).where(App.key == "sales_crm"))
+    assert catalog.published_version(db, app, "entity", "customer") is not None
+    again = client.post("/apps/new/template", data={"csrf_token": _csrf(text), "template": "crm", "key": "sales_crm"})
+    body = again.get_data(as_text=True)
+    assert again.status_code == 422 and "应用标识" in body and "sales_crm" in body and "already exists" in body
+    bad = client.post("/apps/new/template", data={"csrf_token": _csrf(text), "template": "crm", "key": "Bad Key"})
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.get_data(as_text=True)
+
+
+def test_ui_install_needs_manage_apps(client, db, admin):
+    make_user(db, "rita")
+    db.commit()
+    login(client, "rita")
+    assert client.get("/apps/new/template").status_code == 403
+    assert db.scalar(select(App).where(App.key == "crm")) is None

@@ -67,6 +67,7 @@ def _register_parts(app: Flask) -> None:
         pipelines_views,
         views,
     )
+    from formloom.templates_library import views as templates_views
 
     web_auth.init_app(app)
     i18n.init_app(app)
@@ -87,6 +88,7 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(audit_views.api)
     app.register_blueprint(members_views.bp)
     app.register_blueprint(members_api.bp)
+    app.register_blueprint(templates_views.bp)
 
 
 def _protect_csrf() -> None:

@@ -14,6 +14,7 @@ whose merged body fails the checks is skipped with its problems, and the rest is
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,3 +231,22 @@ def _drop_draft(session: Session, app: App, step: Step) -> None:
     else:
         definition.draft = None
     session.flush()
+
+
+def report_lines(report: Plan) -> list[str]:
+    """The report as text lines (the CLI's): one per definition, then its additions and skips."""
+    lines = [f"App '{report.app}': template '{report.template}' {report.from_version} -> {report.to_version}"]
+    shown = [s for s in report.steps if s.status != "unchanged"]
+    for step in shown:
+        lines.append(f"{step.status:<8} {step.kind} {step.key}" + (f": {step.reason}" if step.reason else ""))
+        lines.extend(f"           + {path}" for path in step.added)
+        lines.extend(f"           skipped {s['path']}: template {_short(s['template'])}, app {_short(s['app'])} "
+                     f"({s['reason']})" for s in step.skipped)
+    if not shown:
+        lines.append("Nothing to change: the app already holds everything this version of the template has.")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."
