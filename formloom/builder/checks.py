@@ -754,11 +754,16 @@ def check_commission(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[
             yield Problem(f"$.{option}", f"Field '{key}' of '{entity_key}' is a {fields[key]['type']} field; "
                                          f"{option.replace('_', ' ')} must be a {' or '.join(types)} field.")
     kinds = field_kinds(list(fields.values()), ctx.entities)
-    if isinstance(body.get("condition"), dict):
-        yield from (Problem(p, m) for p, m in when_problems(body["condition"], kinds, "$.condition"))
-    for i, rate in enumerate(body.get("rates") or []):
-        if isinstance(rate, dict) and isinstance(rate.get("when"), dict):
-            yield from (Problem(p, m) for p, m in when_problems(rate["when"], kinds, f"$.rates[{i}].when"))
+    conditions = [("$.condition", body.get("condition"))] + [
+        (f"$.rates[{i}].when", rate.get("when")) for i, rate in enumerate(body.get("rates") or [])
+        if isinstance(rate, dict)]
+    for path, condition in conditions:
+        if not isinstance(condition, dict):
+            continue
+        yield from (Problem(p, m) for p, m in when_problems(condition, kinds, path))
+        if '"$user"' in json.dumps(condition):
+            yield Problem(path, 'A commission condition compares fields with fixed values; {"$user": true} '
+                                "(the person asking) would change the figures with who looks at them.")
 
 
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,

@@ -67,6 +67,7 @@ def _register_parts(app: Flask) -> None:
         pipelines_views,
         views,
     )
+    from formloom.runtime import incentives_views
     from formloom.templates_library import views as templates_views
 
     web_auth.init_app(app)
@@ -89,6 +90,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(members_views.bp)
     app.register_blueprint(members_api.bp)
     app.register_blueprint(templates_views.bp)
+    app.register_blueprint(incentives_views.bp)
+    app.register_blueprint(incentives_views.api)
 
 
 def _protect_csrf() -> None:

@@ -361,6 +361,27 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "upgrade_nothing": {"en": "Nothing to change.", "zh-CN": "没有需要更改的内容。"},
     "upgrade_apply": {"en": "Apply the upgrade", "zh-CN": "执行升级"},
     "back_to_builder": {"en": "Back to the builder", "zh-CN": "返回搭建"},
+    # incentives
+    "incentives": {"en": "Incentives", "zh-CN": "提成"},
+    "leaderboard": {"en": "Leaderboard", "zh-CN": "排行榜"},
+    "statement": {"en": "Statement", "zh-CN": "提成明细"},
+    "my_statement": {"en": "My statement", "zh-CN": "我的提成明细"},
+    "statement_of": {"en": "Statement of", "zh-CN": "查看谁的明细"},
+    "period": {"en": "Period", "zh-CN": "期间"},
+    "commission_plan": {"en": "Plan", "zh-CN": "提成方案"},
+    "show": {"en": "Show", "zh-CN": "查看"},
+    "rank": {"en": "Rank", "zh-CN": "排名"},
+    "person": {"en": "Person", "zh-CN": "人员"},
+    "received_amount": {"en": "Received", "zh-CN": "回款金额"},
+    "commission": {"en": "Commission", "zh-CN": "提成"},
+    "date": {"en": "Date", "zh-CN": "日期"},
+    "incentive_line": {"en": "Record", "zh-CN": "记录"},
+    "amount": {"en": "Amount", "zh-CN": "金额"},
+    "rate_percent": {"en": "Rate (%)", "zh-CN": "比例（%）"},
+    "total": {"en": "Total", "zh-CN": "合计"},
+    "no_commission_lines": {"en": "Nothing counts in this period.", "zh-CN": "本期间没有计入提成的记录。"},
+    "amounts_hidden": {"en": "Your role may not see the amounts, so only the ranks are shown.",
+                       "zh-CN": "您的角色无权查看金额，因此只显示排名。"},
 }
 
 

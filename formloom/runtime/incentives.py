@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement
 
 from formloom.platform.db import json_value
-from formloom.platform.errors import Forbidden, NotFound, ValidationFailed
+from formloom.platform.errors import Forbidden, NotFound, RecordValidationError
 from formloom.platform.models import App, Record, User
 from formloom.runtime import access, catalog
 from formloom.runtime.access import RecordAction
@@ -45,8 +45,8 @@ def parse_period(code: str | None, today: date) -> Period:
     code = (code or f"{today:%Y-%m}").strip()
     match = _PERIOD_RE.match(code)
     if match is None:
-        raise ValidationFailed({"period": [f"'{code}' is not a period; use a month (2026-11), a quarter "
-                                           f"(2026-Q4) or a year (2026)."]})
+        raise RecordValidationError({"period": [f"'{code}' is not a period; use a month (2026-11), a quarter "
+                                                f"(2026-Q4) or a year (2026)."]}, f"Period '{code}' is not valid.")
     year, month, quarter = int(match[1]), match[2], match[3]
     if month:
         start, kind = date(year, int(month), 1), "month"
@@ -176,8 +176,9 @@ def statement(session: Session, user: User, app: App, body: dict, period: Period
                json_value(Record.data, body["date_field"]).label("date"), amount.label("amount"),
                rate.label("rate"), (amount * rate / 100).label("commission")]
     columns += [joined[key].title.label(f"rel_{key}") for key in relations]
-    query = select(*columns).where(_counted(session, app, body, period), _person(session, body) == person_id,
-                                   rules.scope(body["entity"], RecordAction.READ))
+    where = and_(_counted(session, app, body, period), _person(session, body) == person_id,
+                 rules.scope(body["entity"], RecordAction.READ))
+    query = select(*columns).select_from(Record).where(where)
     for key, other in joined.items():
         query = query.outerjoin(other, and_(other.id == cast(json_value(Record.data, key), Integer),
                                             other.deleted_at.is_(None)))
@@ -185,8 +186,9 @@ def statement(session: Session, user: User, app: App, body: dict, period: Period
               "rate": float(row.rate), "commission": _money(row.commission),
               **{key: getattr(row, f"rel_{key}") for key in relations}}
              for row in session.execute(query.order_by(json_value(Record.data, body["date_field"]), Record.id))]
-    totals = session.execute(select(func.coalesce(func.sum(amount), 0), func.coalesce(func.sum(amount * rate / 100), 0),
-                                    func.count()).where(query.whereclause)).one()
+    totals = session.execute(select(func.coalesce(func.sum(amount), 0),
+                                    func.coalesce(func.sum(amount * rate / 100), 0), func.count())
+                             .select_from(Record).where(where)).one()
     names = _names(session, [person_id])
     return {"plan": body["key"], "period": period.code, "start": period.start.isoformat(),
             "end": period.end.isoformat(), "user": person_id, "name": names.get(person_id, f"#{person_id}"),
