@@ -102,7 +102,7 @@ def test_quarter_and_year_periods(db, crm, people, payments):
     for code, span in (("2026-Q4", ("2026-10-01", "2027-01-01")), ("2026", ("2026-01-01", "2027-01-01"))):
         got = incentives.statement(db, people["wang"], crm, body, incentives.parse_period(code, None),
                                    people["wang"].id)
-        amount, commission, count = _expected(payments, people, "wang", span)
+        _, commission, count = _expected(payments, people, "wang", span)
         assert (got["totals"]["commission"], got["totals"]["lines"]) == (pytest.approx(commission, abs=0.01), count)
 
 
@@ -163,7 +163,7 @@ def test_page_and_csv(client, db, crm, people, payments):
     exported = client.get(f"/apps/crm/incentives/statement.csv?period={PERIOD}")
     assert exported.status_code == 200 and exported.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
-    amount, commission, count = _expected(payments, people, "wang")
+    _, commission, count = _expected(payments, people, "wang")
     assert len(rows) == 1 + count + 1
     assert float(rows[-1][-1]) == pytest.approx(commission, abs=0.01)
     assert client.get(f"/apps/crm/incentives/statement.csv?period={PERIOD}&user={people['li'].id}").status_code == 403

@@ -63,11 +63,11 @@ def _register_parts(app: Flask) -> None:
         automation_views,
         files_views,
         i18n,
+        incentives_views,
         pipelines_api,
         pipelines_views,
         views,
     )
-    from formloom.runtime import incentives_views
     from formloom.templates_library import views as templates_views
 
     web_auth.init_app(app)

@@ -371,7 +371,6 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "commission_plan": {"en": "Plan", "zh-CN": "提成方案"},
     "show": {"en": "Show", "zh-CN": "查看"},
     "rank": {"en": "Rank", "zh-CN": "排名"},
-    "person": {"en": "Person", "zh-CN": "人员"},
     "received_amount": {"en": "Received", "zh-CN": "回款金额"},
     "commission": {"en": "Commission", "zh-CN": "提成"},
     "date": {"en": "Date", "zh-CN": "日期"},
