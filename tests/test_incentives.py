@@ -197,3 +197,16 @@ def test_rep_cannot_read_statement_service(db, crm, people, payments):
     with pytest.raises(Forbidden):
         incentives.statement(db, people["li"], crm, incentives.plan(db, crm, None),
                              incentives.parse_period(PERIOD, None), people["wang"].id)
+
+
+def test_role_that_may_not_see_the_amount_gets_no_sums(client, db, admin, crm, people, payments):
+    body = copy.deepcopy(catalog.published_version(db, crm, "access", "access").body)
+    rep = next(role for role in body["roles"] if role["key"] == "rep")
+    rep.setdefault("fields", {})["payment"] = {"amount_received": "hidden"}
+    definitions.save_and_publish(db, admin, crm, body)
+    db.commit()
+    headers = bearer(db, people["li"])
+    assert client.get(f"/api/v1/apps/crm/incentives?period={PERIOD}", headers=headers).status_code == 403
+    assert client.get(f"/api/v1/apps/crm/incentives/statement?period={PERIOD}", headers=headers).status_code == 403
+    assert client.get(f"/api/v1/apps/crm/incentives?period={PERIOD}",
+                      headers=bearer(db, people["mia"])).status_code == 200

@@ -379,8 +379,6 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "rate_percent": {"en": "Rate (%)", "zh-CN": "比例（%）"},
     "total": {"en": "Total", "zh-CN": "合计"},
     "no_commission_lines": {"en": "Nothing counts in this period.", "zh-CN": "本期间没有计入提成的记录。"},
-    "amounts_hidden": {"en": "Your role may not see the amounts, so only the ranks are shown.",
-                       "zh-CN": "您的角色无权查看金额，因此只显示排名。"},
 }
 
 

@@ -5,7 +5,7 @@ count) and rates: the first rate whose ``when`` matches a record applies, else `
 (percent). Everything is computed in SQL, ``SUM(amount * CASE WHEN ... THEN rate ... END) / 100``:
 
 - the **leaderboard** (every app member): per person, the amount and the commission, ranked. It
-  holds totals only; where the viewer's role may not see the amount field, it holds ranks only.
+  holds totals only; a role the amount field is hidden from is refused (no sums of hidden fields).
 - a **statement** (one person's lines): read under the viewer's access policy (the entity's read
   scope); a rep sees their own, a manager their teams' people, an app admin everyone's.
 """
@@ -126,7 +126,7 @@ def _person(session: Session, body: dict) -> ColumnElement:
 def leaderboard(session: Session, user: User, app: App, body: dict, period: Period) -> dict:
     """Every person's totals in ``period``, ranked by commission (ties share a rank)."""
     access.require_member(session, user, app)
-    rules = access.policy(session, user, app)
+    _require_amounts(access.policy(session, user, app), body)
     amount, person = _amount(body), _person(session, body)
     commission = func.sum(amount * _rate(session, body) / 100)
     rows = session.execute(
@@ -135,15 +135,10 @@ def leaderboard(session: Session, user: User, app: App, body: dict, period: Peri
         .where(_counted(session, app, body, period)).group_by(person).order_by(commission.desc(), person))
     rows = list(rows)
     names = _names(session, [r.person for r in rows])
-    amounts = body["amount_field"] not in rules.hidden(body["entity"])
-    out = []
-    for row in rows:
-        entry = {"user": row.person, "name": names.get(row.person, f"#{row.person}"), "rank": row.rank}
-        if amounts:
-            entry.update(amount=_money(row.amount), commission=_money(row.commission))
-        out.append(entry)
+    out = [{"user": row.person, "name": names.get(row.person, f"#{row.person}"), "rank": row.rank,
+            "amount": _money(row.amount), "commission": _money(row.commission)} for row in rows]
     return {"plan": body["key"], "period": period.code, "start": period.start.isoformat(),
-            "end": period.end.isoformat(), "amounts_shown": amounts, "rows": out}
+            "end": period.end.isoformat(), "rows": out}
 
 
 def may_see_statement(session: Session, user: User, app: App, person_id: int) -> bool:
@@ -164,10 +159,8 @@ def statement(session: Session, user: User, app: App, body: dict, period: Period
                         "everyone's), not this person's.")
     rules = access.policy(session, user, app)
     rules.require(body["entity"], RecordAction.READ)
+    _require_amounts(rules, body)
     hidden = rules.hidden(body["entity"])
-    if body["amount_field"] in hidden:
-        raise Forbidden(f"Your role may not see field '{body['amount_field']}' of {body['entity']} records, "
-                        f"so it cannot see commission statements.")
     entity = catalog.entity(session, app, body["entity"])
     relations = [s.key for s in entity.fields if s.type.name == "relation" and s.key not in hidden]
     amount, rate = _amount(body), _rate(session, body)
@@ -194,6 +187,13 @@ def statement(session: Session, user: User, app: App, body: dict, period: Period
             "end": period.end.isoformat(), "user": person_id, "name": names.get(person_id, f"#{person_id}"),
             "relations": relations, "lines": lines,
             "totals": {"amount": _money(totals[0]), "commission": _money(totals[1]), "lines": totals[2]}}
+
+
+def _require_amounts(rules: access.Policy, body: dict) -> None:
+    """A role the amount field is hidden from sees no sums of it, nor ranks made from them."""
+    if body["amount_field"] in rules.hidden(body["entity"]):
+        raise Forbidden(f"Your role may not see field '{body['amount_field']}' of {body['entity']} records, "
+                        f"so it cannot see commissions computed from it.")
 
 
 def _names(session: Session, ids: list[int]) -> dict[int, str]:
