@@ -19,12 +19,23 @@ from formloom.platform.db import new_session
 from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, Problem
 from formloom.platform.models import App, Definition, DefinitionVersion, Record
 from formloom.runtime import catalog
-from formloom.templates_library import install
+from formloom.templates_library import install, load_template
 from formloom.templates_library.demo import load_demo_data
 from tests.conftest import bearer
 from tests.factories import company_body, make_user
 
-CRM_COUNTS = {"entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
+
+def _crm_counts() -> dict[str, int]:
+    """How many definitions of each kind the bundled CRM template publishes."""
+    template = load_template("crm")
+    counts = {"entity": len(template["entities"]), "form": len(template["forms"]),
+              "pipeline": len(template["pipelines"]), "rule": len(template["rules"]),
+              "access": len(template["access"]), "commission": len(template["commissions"])}
+    return {kind: n for kind, n in counts.items() if n}
+
+
+CRM_COUNTS = _crm_counts()
+CRM_WORDS = bundles.describe_counts({kind: CRM_COUNTS[kind] for kind in bundles.BUNDLE_KINDS if kind in CRM_COUNTS})
 
 
 @pytest.fixture
@@ -118,7 +129,7 @@ def test_round_trip_under_a_new_key_in_the_same_database(db, admin, crm):
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == crm.id)) > 0
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == copied.id)) == 0
     assert catalog.entity(db, copied, "opportunity").key == "opportunity"
-    assert catalog.entity_keys(db, copied) == ["customer", "contact", "opportunity", "follow_up"]
+    assert catalog.entity_keys(db, copied) == load_template("crm")["app"]["navigation"]
 
 
 @pytest.fixture
@@ -205,7 +216,8 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
         ["Entity 'contact' has no field 'no_such_field'."]
     assert "not a field type" in problems[f"$.definitions[{entity}].fields[2].type"][0]
     assert "NUL character" in problems[f"$.definitions[{rule}].label"][0]
-    assert problems["$.app.navigation[4]"] == ["App 'crm_broken' has no entity 'planet'."]
+    planet = len(bundle["app"]["navigation"]) - 1
+    assert problems[f"$.app.navigation[{planet}]"] == ["App 'crm_broken' has no entity 'planet'."]
     assert paths[0].startswith("$.app")  # the app first, then the definitions in bundle order
     # Nothing was written, in this session or for anyone else.
     assert table_counts(db) == counts
@@ -290,7 +302,8 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition"
+    assert bundles.describe_counts({"entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}) == \
+        "4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition"
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -380,7 +393,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 4 entities, 1 access definition, 4 forms, 1 pipeline, 6 rules.\n"
+    assert exported.stdout == f"Exported app 'crm' to {target}: {CRM_WORDS}.\n"
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -392,7 +405,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 4 entities, 1 access definition, 4 forms, 1 pipeline, 6 rules.\n"
+    assert imported.stdout == f"Imported app 'crm_cli' from {target}: {CRM_WORDS}.\n"
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 
