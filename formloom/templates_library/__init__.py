@@ -1,9 +1,10 @@
 """Bundled app templates (definitions as JSON files) and their installer.
 
 A template is a folder under :data:`TEMPLATES_DIR` holding ``app.json``, ``entities/*.json``,
-``forms/*.json``, ``pipelines/*.json`` and ``rules/*.json``. Installing one creates the app and
-publishes every definition through :mod:`formloom.builder.definitions`, so a template is checked
-exactly like a hand-made app.
+``forms/*.json``, ``pipelines/*.json``, ``rules/*.json``, ``access.json`` and ``commissions/*.json``.
+Installing one creates the app and publishes every definition through
+:mod:`formloom.builder.definitions`, so a template is checked exactly like a hand-made app; what it
+installed is remembered for upgrades (:mod:`formloom.templates_library.upgrade`).
 """
 from __future__ import annotations
 
@@ -53,9 +54,10 @@ def list_templates() -> list[dict]:
 def load_template(name: str) -> dict:
     """The definitions of template ``name``.
 
-    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules"}``: the app body, the entity bodies
-    ordered so that relation targets come before the entities relating to them (cycles keep file
-    order), the form bodies ordered by their entity, the pipelines and the automation rules.
+    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules", "access", "commissions"}``: the
+    app body, the entity bodies ordered so that relation targets come before the entities relating
+    to them (cycles keep file order), the form bodies ordered by their entity, the pipelines, the
+    automation rules, the access definition and the commission plans.
     """
     names = _template_names()
     if not isinstance(name, str) or name not in names:
