@@ -202,6 +202,7 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
     bundle["definitions"][entity]["fields"][2]["type"] = "money"
     bundle["definitions"][rule]["label"] = "Broken\x00label"
     bundle["app"]["navigation"].append("planet")
+    planet = len(bundle["app"]["navigation"]) - 1
     counts = table_counts(db)
 
     with pytest.raises(DefinitionError) as raised:
@@ -216,7 +217,6 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
         ["Entity 'contact' has no field 'no_such_field'."]
     assert "not a field type" in problems[f"$.definitions[{entity}].fields[2].type"][0]
     assert "NUL character" in problems[f"$.definitions[{rule}].label"][0]
-    planet = len(bundle["app"]["navigation"]) - 1
     assert problems[f"$.app.navigation[{planet}]"] == ["App 'crm_broken' has no entity 'planet'."]
     assert paths[0].startswith("$.app")  # the app first, then the definitions in bundle order
     # Nothing was written, in this session or for anyone else.
