@@ -24,9 +24,17 @@ from formloom.templates_library.demo import load_demo_data
 from tests.conftest import bearer
 from tests.factories import company_body, make_user
 
-CRM_COUNTS = {kind: len(load_template("crm")[plural]) for kind, plural in
-              (("entity", "entities"), ("form", "forms"), ("pipeline", "pipelines"), ("rule", "rules"),
-               ("access", "access"))}
+
+def _crm_counts() -> dict[str, int]:
+    """How many definitions of each kind the bundled CRM template publishes."""
+    template = load_template("crm")
+    counts = {"entity": len(template["entities"]), "form": len(template["forms"]),
+              "pipeline": len(template["pipelines"]), "rule": len(template["rules"]),
+              "access": len(template["access"]), "commission": len(template["commissions"])}
+    return {kind: n for kind, n in counts.items() if n}
+
+
+CRM_COUNTS = _crm_counts()
 
 
 @pytest.fixture
@@ -293,7 +301,7 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition"
+    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition, 1 commission plan"
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -383,7 +391,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
+    assert exported.stdout == f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules, 1 commission plan.\n"
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -395,7 +403,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
+    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules, 1 commission plan.\n"
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 

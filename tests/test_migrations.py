@@ -10,7 +10,7 @@ from formloom.platform.migrate import current_revision
 
 def test_migrated_database_matches_the_models(app):
     engine = get_engine(app)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         assert compare_metadata(context, Base.metadata) == []

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from formloom.api_docs.components import (
     ID,
+    INT,
+    NUM,
     STR,
     errors,
     json_body,
     json_response,
+    obj,
     ref,
 )
 from formloom.api_docs.entities import LOCALE_PARAM
@@ -24,6 +27,7 @@ TAGS = [
     {"name": "notifications", "description": "The user's inbox"},
     {"name": "files", "description": "Uploads and downloads"},
     {"name": "meta", "description": "This document"},
+    {"name": "incentives", "description": "Commission leaderboards and statements"},
 ]
 
 
@@ -57,6 +61,7 @@ def generic_paths(app_keys: list[str], page_max: int) -> dict[str, dict]:
         **_automation_paths(app, key),
         **_notification_paths(page_max),
         **_file_paths(app),
+        **_incentive_paths(app),
         "/api/v1/openapi.json": {"get": _op(
             "meta", "openapi.document", "This document, for the apps the caller may see",
             {"200": json_response("The OpenAPI document.", ref("OpenAPI"))}, parameters=[LOCALE_PARAM])},
@@ -273,3 +278,29 @@ def _file_paths(app: dict) -> dict:
                      "content": {"text/html": {"schema": STR}}}})},
     }
 
+
+
+def _incentive_paths(app: dict) -> dict:
+    """docs/incentives.md: the leaderboard and a statement of a commission plan over a period."""
+    period = _query("period", "A month (2026-11), a quarter (2026-Q4) or a year (2026); default this month.",
+                    {"type": "string", "pattern": "^[0-9]{4}(-(0[1-9]|1[0-2]|Q[1-4]))?$"})
+    plan = _query("plan", "The commission plan's key (default: the first).", STR)
+    span = {"plan": STR, "period": STR, "start": STR, "end": STR}
+    board = obj({**span, "rows": {"type": "array", "items": obj(
+        {"user": INT, "name": STR, "rank": INT, "amount": NUM, "commission": NUM})}})
+    line = obj({"id": INT, "title": STR, "date": STR, "amount": NUM, "rate": NUM, "commission": NUM},
+               extra={"type": ["string", "null"]}, description="A record; its relations' titles by field key.")
+    statement = obj({**span, "user": INT, "name": STR, "relations": {"type": "array", "items": STR},
+                     "lines": {"type": "array", "items": line},
+                     "totals": obj({"amount": NUM, "commission": NUM, "lines": INT})})
+    return {
+        "/api/v1/apps/{app}/incentives": {"parameters": [app], "get": _op(
+            "incentives", "incentives.leaderboard", "Each person's amount and commission in the period, ranked",
+            {"200": json_response("The leaderboard.", board), **errors(403, 404, 422)},
+            parameters=[period, plan])},
+        "/api/v1/apps/{app}/incentives/statement": {"parameters": [app], "get": _op(
+            "incentives", "incentives.statement", "One person's commission lines and totals in the period",
+            {"200": json_response("The statement.", statement), **errors(400, 403, 404, 422)},
+            parameters=[period, plan, _query("user", "Whose statement (default: the caller's).",
+                                             {**ID, "maximum": ID_LIMIT})])},
+    }

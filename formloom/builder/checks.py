@@ -19,7 +19,7 @@ from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view", "commission")
 KINDS_RESERVED = ("dashboard",)
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date", "serial"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
@@ -826,6 +826,43 @@ def check_view(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Proble
                                             f"for an approval; remove 'pending_approval' or add a pipeline.")
 
 
+# What each field of a commission plan must hold (field types, by the role they play).
+COMMISSION_FIELDS = {"amount_field": ("integer", "decimal", "currency"), "date_field": ("date", "datetime"),
+                     "person_field": ("user",)}
+
+
+def check_commission(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    """The entity, the amount/date/person fields by type, and SQL-able conditions (the scope subset)."""
+    from formloom.runtime.access import when_problems
+    from formloom.runtime.compiler import field_kinds
+
+    entity_key, problems = _entity_of(body, ctx, broken)
+    yield from problems
+    if entity_key is None:
+        return
+    fields = {f["key"]: f for _, f in _fields_of(ctx.entities[entity_key])}
+    for option, types in COMMISSION_FIELDS.items():
+        key = body.get(option)
+        if not isinstance(key, str) or f"$.{option}" in broken:
+            continue
+        if key not in fields:
+            yield Problem(f"$.{option}", f"Entity '{entity_key}' has no field '{key}'.")
+        elif fields[key]["type"] not in types:
+            yield Problem(f"$.{option}", f"Field '{key}' of '{entity_key}' is a {fields[key]['type']} field; "
+                                         f"{option.replace('_', ' ')} must be a {' or '.join(types)} field.")
+    kinds = field_kinds(list(fields.values()), ctx.entities)
+    conditions = [("$.condition", body.get("condition"))] + [
+        (f"$.rates[{i}].when", rate.get("when")) for i, rate in enumerate(body.get("rates") or [])
+        if isinstance(rate, dict)]
+    for path, condition in conditions:
+        if not isinstance(condition, dict):
+            continue
+        yield from (Problem(p, m) for p, m in when_problems(condition, kinds, path))
+        if '"$user"' in json.dumps(condition):
+            yield Problem(path, 'A commission condition compares fields with fixed values; {"$user": true} '
+                                "(the person asking) would change the figures with who looks at them.")
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule, "access": check_access, "view": check_view}
+                "rule": check_rule, "access": check_access, "view": check_view, "commission": check_commission}
 

@@ -65,10 +65,12 @@ def _register_parts(app: Flask) -> None:
         i18n,
         imports_api,
         imports_views,
+        incentives_views,
         pipelines_api,
         pipelines_views,
         views,
     )
+    from formloom.templates_library import views as templates_views
 
     web_auth.init_app(app)
     i18n.init_app(app)
@@ -93,6 +95,9 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(imports_views.bp)
     from formloom.runtime import pool_views
     app.register_blueprint(pool_views.bp)
+    app.register_blueprint(templates_views.bp)
+    app.register_blueprint(incentives_views.bp)
+    app.register_blueprint(incentives_views.api)
 
 
 def _protect_csrf() -> None:

@@ -277,7 +277,7 @@ def template_list() -> None:
 
 @template.command("install")
 @click.argument("name")
-@click.option("--app-key", default=None, help="Key of the new app (default: the template's)")
+@click.option("--app-key", "--app", "app_key", default=None, help="Key of the new app (default: the template's)")
 @click.option("--demo-data", is_flag=True, help="Also create sample records")
 @pass_ctx
 def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bool) -> None:
@@ -295,6 +295,36 @@ def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bo
         except FormloomError as exc:
             _fail(exc)
         click.echo(f"Installed '{name}' as app '{app.key}'." + (f" Sample records: {counts}" if counts else ""))
+
+
+@template.command("upgrade")
+@click.argument("name")
+@click.option("--app", "app_key", required=True, help="Key of the app installed from template NAME")
+@click.option("--dry-run", is_flag=True, help="Only show what would change")
+@pass_ctx
+def template_upgrade(ctx: Context, name: str, app_key: str, dry_run: bool) -> None:
+    """Upgrade an app to the bundled version of template NAME, keeping every change made in the app."""
+    from formloom.platform.models import App
+    from formloom.templates_library import upgrade
+
+    with ctx.app.app_context():
+        session = new_session(ctx.app, write=True)
+        admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+        try:
+            app = session.scalar(select(App).where(App.key == app_key))
+            if app is None:
+                raise FormloomError(f"There is no app '{app_key}'; --app names an installed app.")
+            origin = upgrade.installed(session, app)
+            if origin is not None and origin.template != name:
+                raise FormloomError(f"App '{app_key}' was installed from template '{origin.template}', "
+                                    f"not '{name}'.")
+            report = upgrade.plan(session, app) if dry_run else upgrade.upgrade(session, admin, app)
+            session.commit()
+        except FormloomError as exc:
+            session.rollback()
+            _fail(exc)
+        for line in upgrade.report_lines(report):
+            click.echo(line)
 
 
 @main.command("import")

@@ -585,3 +585,19 @@ class ImportMapping(Base):
     match_key: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+class TemplateInstall(Base):
+    """What a bundled template installed into an app: its name, version and every body it published.
+
+    The bodies (``{"kind/key": body}``) are the common ancestor of a three-way merge when a newer
+    version of the template is installed over an app its admins have changed since.
+    """
+
+    __tablename__ = "template_installs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), unique=True)
+    template: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    bodies: Mapped[dict] = mapped_column(JsonDocument)
+    installed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    upgraded_at: Mapped[datetime | None]

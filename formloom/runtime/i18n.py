@@ -390,6 +390,63 @@ UI_TEXT: dict[str, dict[str, str]] = {
     "pool_empty": {"en": "The pool is empty.", "zh-CN": "公海中暂无记录。"},
     "pool_help": {"en": "Records nobody holds. Claim one to make it yours.",
                   "zh-CN": "无人负责的记录。领取后即归你负责。"},
+    # template install and upgrade
+    "install_template": {"en": "Install a template", "zh-CN": "安装模板"},
+    "install_template_help": {"en": "A template is a ready-made app: its entities, forms, pipelines, rules and "
+                                    "access. It is installed as a new app under the key you choose; change it "
+                                    "freely after.",
+                              "zh-CN": "模板是现成的应用，包含实体、表单、流程、规则和权限。"
+                                       "它会以您选择的标识安装为新应用，"
+                                       "之后可随意修改。"},
+    "app_key": {"en": "App key", "zh-CN": "应用标识"},
+    "app_key_help": {"en": "Lowercase letters, digits and underscores; empty for the template's own key.",
+                     "zh-CN": "小写字母、数字和下划线；留空则使用模板自带的标识。"},
+    "install": {"en": "Install", "zh-CN": "安装"},
+    "no_templates": {"en": "No templates are bundled.", "zh-CN": "没有内置模板。"},
+    "template_installed": {"en": "Template installed as app '{app}' ({key}).",
+                           "zh-CN": "模板已安装为应用“{app}”（{key}）。"},
+    "upgrade_available": {"en": "Upgrade available", "zh-CN": "有可用升级"},
+    "upgrade_template": {"en": "Upgrade the template", "zh-CN": "升级模板"},
+    "upgrade_preview_help": {"en": "What the newer template adds to this app. Your changes are kept: where the "
+                                   "template changes something you changed too, yours stays and the place is "
+                                   "listed as skipped.",
+                             "zh-CN": "较新模板将为本应用增加的内容。您的修改都会保留：模板与您改动了同一处时，"
+                                      "保留您的版本，并列为已跳过。"},
+    "upgrade_report_help": {"en": "The upgrade is done. This is what it did.",
+                            "zh-CN": "升级已完成，以下是所做的更改。"},
+    "upgrade_done": {"en": "Upgraded to version {version}.", "zh-CN": "已升级到 {version} 版。"},
+    "upgrade_what": {"en": "Definition", "zh-CN": "定义"},
+    "upgrade_result": {"en": "Result", "zh-CN": "结果"},
+    "upgrade_added": {"en": "Added", "zh-CN": "新增"},
+    "upgrade_updated": {"en": "Updated", "zh-CN": "更新"},
+    "upgrade_merged": {"en": "Merged", "zh-CN": "合并"},
+    "upgrade_skipped": {"en": "Skipped", "zh-CN": "已跳过"},
+    "upgrade_unchanged": {"en": "Unchanged", "zh-CN": "无变化"},
+    "upgrade_adds": {"en": "Adds", "zh-CN": "新增内容"},
+    "upgrade_skips": {"en": "Skipped (your version kept)", "zh-CN": "已跳过（保留您的版本）"},
+    "upgrade_template_value": {"en": "template", "zh-CN": "模板"},
+    "upgrade_app_value": {"en": "yours", "zh-CN": "您的"},
+    "upgrade_nothing": {"en": "Nothing to change.", "zh-CN": "没有需要更改的内容。"},
+    "upgrade_apply": {"en": "Apply the upgrade", "zh-CN": "执行升级"},
+    "back_to_builder": {"en": "Back to the builder", "zh-CN": "返回搭建"},
+    # incentives
+    "incentives": {"en": "Incentives", "zh-CN": "提成"},
+    "leaderboard": {"en": "Leaderboard", "zh-CN": "排行榜"},
+    "statement": {"en": "Statement", "zh-CN": "提成明细"},
+    "my_statement": {"en": "My statement", "zh-CN": "我的提成明细"},
+    "statement_of": {"en": "Statement of", "zh-CN": "查看谁的明细"},
+    "period": {"en": "Period", "zh-CN": "期间"},
+    "commission_plan": {"en": "Plan", "zh-CN": "提成方案"},
+    "show": {"en": "Show", "zh-CN": "查看"},
+    "rank": {"en": "Rank", "zh-CN": "排名"},
+    "received_amount": {"en": "Received", "zh-CN": "回款金额"},
+    "commission": {"en": "Commission", "zh-CN": "提成"},
+    "date": {"en": "Date", "zh-CN": "日期"},
+    "incentive_line": {"en": "Record", "zh-CN": "记录"},
+    "amount": {"en": "Amount", "zh-CN": "金额"},
+    "rate_percent": {"en": "Rate (%)", "zh-CN": "比例（%）"},
+    "total": {"en": "Total", "zh-CN": "合计"},
+    "no_commission_lines": {"en": "Nothing counts in this period.", "zh-CN": "本期间没有计入提成的记录。"},
 }
 
 

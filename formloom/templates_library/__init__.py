@@ -1,9 +1,10 @@
 """Bundled app templates (definitions as JSON files) and their installer.
 
 A template is a folder under :data:`TEMPLATES_DIR` holding ``app.json``, ``entities/*.json``,
-``forms/*.json``, ``pipelines/*.json`` and ``rules/*.json``. Installing one creates the app and
-publishes every definition through :mod:`formloom.builder.definitions`, so a template is checked
-exactly like a hand-made app.
+``forms/*.json``, ``pipelines/*.json``, ``rules/*.json``, ``access.json`` and ``commissions/*.json``.
+Installing one creates the app and publishes every definition through
+:mod:`formloom.builder.definitions`, so a template is checked exactly like a hand-made app; what it
+installed is remembered for upgrades (:mod:`formloom.templates_library.upgrade`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from formloom.builder import definitions
 from formloom.platform.auth import Action, authorize
 from formloom.platform.errors import Conflict, FormloomError
 from formloom.platform.models import App, User
+from formloom.templates_library import upgrade
 
 TEMPLATES_DIR = Path(__file__).parent
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -52,10 +54,10 @@ def list_templates() -> list[dict]:
 def load_template(name: str) -> dict:
     """The definitions of template ``name``.
 
-    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules", "access", "views"}``: the app
-    body, the entity bodies ordered so that relation targets come before the entities relating to them
-    (cycles keep file order), the form bodies ordered by their entity, the pipelines, the automation
-    rules, the access definition and the saved views.
+    Returns ``{"name", "app", "entities", "forms", "pipelines", "rules", "access", "views",
+    "commissions"}``: the app body, the entity bodies ordered so that relation targets come before the
+    entities relating to them (cycles keep file order), the form bodies ordered by their entity, the
+    pipelines, the automation rules, the access definition, the saved views and the commission plans.
     """
     names = _template_names()
     if not isinstance(name, str) or name not in names:
@@ -75,8 +77,9 @@ def load_template(name: str) -> dict:
                               str(f.get("key"))))
     access = [_read_json(folder / "access.json")] if (folder / "access.json").exists() else []
     views = [_read_json(p) for p in sorted((folder / "views").glob("*.json"))]
+    commissions = [_read_json(p) for p in sorted((folder / "commissions").glob("*.json"))]
     return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
-            "rules": rules, "access": access, "views": views}
+            "rules": rules, "access": access, "views": views, "commissions": commissions}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -125,9 +128,11 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
         for body in (template["forms"] + template["pipelines"] + template["rules"] + template["access"]
-                     + template["views"]):
+                     + template["views"] + template["commissions"]):
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
+        upgrade.record_install(session, app, name, (app_body.get("template") or {}).get("version"),
+                               upgrade.template_bodies(template, key))
     return app
 
 
