@@ -28,13 +28,14 @@ from tests.factories import company_body, make_user
 def _crm_counts() -> dict[str, int]:
     """How many definitions of each kind the bundled CRM template publishes."""
     template = load_template("crm")
-    counts = {"entity": len(template["entities"]), "form": len(template["forms"]),
-              "pipeline": len(template["pipelines"]), "rule": len(template["rules"]),
-              "access": len(template["access"]), "commission": len(template["commissions"])}
+    plural = {"entities": "entity", "forms": "form", "pipelines": "pipeline", "rules": "rule", "access": "access",
+              "views": "view", "commissions": "commission", "dashboards": "dashboard"}
+    counts = {kind: len(template[name]) for name, kind in plural.items() if name in template}
     return {kind: n for kind, n in counts.items() if n}
 
 
 CRM_COUNTS = _crm_counts()
+IN_BUNDLE_ORDER = bundles.describe_counts({kind: CRM_COUNTS[kind] for kind in bundles.BUNDLE_KINDS if kind in CRM_COUNTS})
 
 
 @pytest.fixture
@@ -301,7 +302,7 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition, 1 commission plan"
+    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 15 rules, 1 access definition, 8 views, 1 commission plan"
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -391,7 +392,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules, 1 commission plan.\n"
+    assert exported.stdout == f"Exported app 'crm' to {target}: {IN_BUNDLE_ORDER}.\n"
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -403,7 +404,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules, 1 commission plan.\n"
+    assert imported.stdout == f"Imported app 'crm_cli' from {target}: {IN_BUNDLE_ORDER}.\n"
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 
