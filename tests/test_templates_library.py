@@ -19,7 +19,9 @@ from formloom.templates_library import TEMPLATES_DIR, install, list_templates, l
 from formloom.templates_library.demo import load_demo_data
 from tests.factories import make_user
 
-CRM_ENTITIES = ["customer", "contact", "opportunity", "follow_up"]
+CRM_ENTITIES = ["lead", "customer", "contact", "opportunity", "quotation", "contract", "payment", "follow_up",
+                "ticket", "product", "target"]
+DEMO_ENTITIES = ["customer", "contact", "opportunity", "follow_up"]  # what the demo data fills
 TODAY = date(2026, 10, 15)
 
 
@@ -50,7 +52,7 @@ def test_list_templates_lists_crm():
     assert "crm" in listed
     crm = listed["crm"]
     assert crm["label"] == {"en": "CRM", "zh-CN": "客户关系管理"}
-    assert crm["version"] == "0.1.0"
+    assert crm["version"] == "0.2.0"
     assert set(crm["description"]) == {"en", "zh-CN"}
     assert (TEMPLATES_DIR / "crm" / "app.json").is_file()
 
@@ -59,13 +61,21 @@ def test_load_template_orders_entities_so_relation_targets_come_first():
     template = load_template("crm")
     keys = [body["key"] for body in template["entities"]]
     assert sorted(keys) == sorted(CRM_ENTITIES)
+    targets = {body["key"]: {f["target"] for f in body["fields"] if f["type"] == "relation"}
+               for body in template["entities"]}
+
+    def reaches(start: str, goal: str, seen: frozenset = frozenset()) -> bool:
+        return goal in targets[start] or any(reaches(t, goal, seen | {start}) for t in targets[start] - seen)
+
     for i, body in enumerate(template["entities"]):
         for field in body["fields"]:
-            if field["type"] == "relation":
+            # Relation targets come first, except inside a cycle (a lead and the customer it became).
+            if field["type"] == "relation" and not reaches(field["target"], body["key"]):
                 assert keys.index(field["target"]) <= i, (body["key"], field["key"])
-    assert [f["entity"] for f in template["forms"]] == keys
+    form_entities = [f["entity"] for f in template["forms"]]
+    assert sorted(set(form_entities), key=form_entities.index) == [k for k in keys if k in form_entities]
     assert template["app"]["navigation"] == CRM_ENTITIES
-    assert template["app"]["template"] == {"name": "crm", "version": "0.1.0"}
+    assert template["app"]["template"] == {"name": "crm", "version": "0.2.0"}
 
 
 def test_dependency_order_tolerates_cycles():
@@ -97,7 +107,9 @@ def test_every_label_is_bilingual():
     assert missing == []
     # The Chinese business terms users expect.
     zh = {body["key"]: body["label"]["zh-CN"] for body in template["entities"]}
-    assert zh == {"customer": "客户", "contact": "联系人", "opportunity": "商机", "follow_up": "跟进记录"}
+    assert zh == {"customer": "客户", "contact": "联系人", "opportunity": "商机", "follow_up": "跟进记录",
+                  "lead": "线索", "product": "产品", "quotation": "报价单", "contract": "合同", "payment": "回款",
+                  "ticket": "售后工单", "target": "销售目标"}
 
 
 def test_entities_have_the_fields_asked_for():
@@ -122,10 +134,12 @@ def test_entities_have_the_fields_asked_for():
 
 # --- installing --------------------------------------------------------------------------
 
-def test_install_publishes_four_entities_four_forms_the_pipeline_and_the_app(db, admin, crm):
+def test_install_publishes_every_entity_form_pipeline_rule_and_the_app(db, admin, crm):
     assert crm.key == "crm" and crm.label == {"en": "CRM", "zh-CN": "客户关系管理"}
     rows = definitions.list_definitions(db, crm)
-    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
+    template = load_template("crm")
+    assert Counter(d.kind for d in rows) == {"app": 1, "entity": 11, "form": len(template["forms"]), "pipeline": 5,
+                                             "rule": len(template["rules"]), "access": 1}
     assert all(d.draft is None for d in rows)
     # Entities and forms at version 1; the app definition gains its navigation in version 2.
     assert {(d.kind, d.published_version) for d in rows} == {("entity", 1), ("form", 1), ("pipeline", 1), ("rule", 1), ("access", 1), ("app", 2)}
@@ -136,10 +150,10 @@ def test_install_publishes_four_entities_four_forms_the_pipeline_and_the_app(db,
         assert definitions.check(db, crm, body["kind"], body["key"], body) == []
     app_body = catalog.published_version(db, crm, "app", "crm").body
     assert app_body["navigation"] == CRM_ENTITIES
-    assert app_body["template"] == {"name": "crm", "version": "0.1.0"}
+    assert app_body["template"] == {"name": "crm", "version": "0.2.0"}
     assert definitions.check(db, crm, "app", "crm", app_body) == []
     assert catalog.entity_keys(db, crm) == CRM_ENTITIES
-    for key in CRM_ENTITIES:  # each entity's form is its default form
+    for key in DEMO_ENTITIES:  # each entity's form is its default form
         assert catalog.form_for(db, crm, catalog.entity(db, crm, key))["key"] == key
 
 
@@ -185,7 +199,7 @@ def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, 
 
     stored = Counter(db.scalars(select(Record.entity_key).where(Record.app_id == crm.id)))
     assert counts == dict(stored)
-    assert set(counts) == set(CRM_ENTITIES) and counts["customer"] == 40
+    assert set(counts) == set(DEMO_ENTITIES) and counts["customer"] == 40
     assert 40 <= counts["contact"] <= 120 and 40 <= counts["opportunity"] <= 80
     assert counts["follow_up"] >= counts["opportunity"]
 

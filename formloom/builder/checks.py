@@ -21,7 +21,7 @@ from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 METASCHEMAS = Path(__file__).parent / "metaschemas"
 KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access")
 KINDS_RESERVED = ("view", "dashboard")
-TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date"})
+TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date", "serial"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
 
