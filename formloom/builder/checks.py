@@ -19,8 +19,8 @@ from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access")
-KINDS_RESERVED = ("view", "dashboard")
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "dashboard")
+KINDS_RESERVED = ("view",)
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date", "serial"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -729,6 +729,12 @@ def check_access(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Prob
                                   f"Entity '{entity_key}' has no field '{field_key}'.")
 
 
+def check_dashboard(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    from formloom.builder.dashboard_checks import check_dashboard as check
+
+    yield from check(body, ctx, broken)
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule, "access": check_access}
+                "rule": check_rule, "access": check_access, "dashboard": check_dashboard}
 

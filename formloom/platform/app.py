@@ -61,6 +61,7 @@ def _register_parts(app: Flask) -> None:
     from formloom.runtime import (
         automation_api,
         automation_views,
+        dashboards_views,
         files_views,
         i18n,
         pipelines_api,
@@ -87,6 +88,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(audit_views.api)
     app.register_blueprint(members_views.bp)
     app.register_blueprint(members_api.bp)
+    app.register_blueprint(dashboards_views.bp)
+    app.register_blueprint(dashboards_views.api)
 
 
 def _protect_csrf() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, false, func, literal, or_, select, true, type_coerce, union
@@ -230,9 +230,21 @@ def in_team(team_id: int) -> ColumnElement:
     return Record.owner_id.in_(select(members.c.user_id).where(members.c.team_id == team_id))
 
 
-def date_range(key: str, period: Period) -> list[ColumnElement]:
+CREATED_AT = "created_at"  # a widget's date may be when records were created (unless a field has that key)
+
+
+def date_text(key: str, dialect: str) -> ColumnElement:
+    """A date field's ISO text, or the record's creation time as ISO text for ``created_at``."""
+    if key != CREATED_AT:
+        return json_value(Record.data, key)
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", Record.created_at), 'YYYY-MM-DD"T"HH24:MI:SS')
+    return func.replace(func.substr(Record.created_at, 1, 19), " ", "T")
+
+
+def date_range(key: str, period: Period, dialect: str = "sqlite") -> list[ColumnElement]:
     """``key`` (a date or date-time field) within ``period``; ISO text compares in date order."""
-    value = json_value(Record.data, key)
+    value = date_text(key, dialect)
     out = []
     if period.start is not None:
         out.append(value >= period.start.isoformat())
@@ -251,7 +263,7 @@ def base_where(ctx: Context, widget: Mapping, entity_key: str | None = None,
         clauses.append(access.condition_sql(widget["filter"], ctx.user.id, ctx.dialect))
     period = period or ctx.filters.period
     if widget.get("date_field") and entity_key == widget["entity"]:
-        clauses.extend(date_range(widget["date_field"], period))
+        clauses.extend(date_range(widget["date_field"], period, ctx.dialect))
     if ctx.filters.team_id is not None:
         clauses.append(in_team(ctx.filters.team_id))
     if ctx.filters.rep_id is not None:
@@ -270,7 +282,7 @@ def number(key: str) -> ColumnElement:
 
 def bucket_expr(ctx: Context, key: str, bucket: str) -> ColumnElement:
     """The bucket of a date (or date-time) field as text: ``2026``, ``2026-Q1``, ``2026-03``, a week's Monday."""
-    value = json_value(Record.data, key)
+    value = date_text(key, ctx.dialect)
     if bucket == "year":
         return func.substr(value, 1, 4)
     if bucket == "month":
@@ -341,7 +353,7 @@ def grouping(ctx: Context, widget: Mapping, group_by: Mapping | None = None) -> 
                         lambda key: _team_clause(key), lambda keys: team_names(ctx, keys), "value")
     entity = catalog.entity(ctx.session, ctx.app, widget["entity"])
     key = group_by["field"]
-    spec = entity.by_key[key]
+    spec = entity.by_key.get(key)
     if group_by.get("bucket"):
         bucket = group_by["bucket"]
         expr = bucket_expr(ctx, key, bucket)
@@ -349,10 +361,12 @@ def grouping(ctx: Context, widget: Mapping, group_by: Mapping | None = None) -> 
                         lambda keys: {k: bucket_label(k, bucket, ctx.locale) for k in keys},
                         "options" if bucket == "due" else "key", ["overdue", "due"] if bucket == "due" else [])
     expr = json_value(Record.data, key)
-    where = (lambda k: expr.is_(None) if k == NONE_KEY else equals(ctx, key, _typed(spec.type.name, k)))
+    def where(k):
+        return (expr.is_(None) if k == NONE_KEY else equals(ctx, key, _typed(spec.type.name, k)))
     if spec.type.name == "select":
         options = [o["value"] for o in spec.definition.get("options", [])]
-        names = {o["value"]: text_of(o.get("label", o["value"]), ctx.locale) for o in spec.definition.get("options", [])}
+        names = {o["value"]: text_of(o.get("label", o["value"]), ctx.locale)
+                 for o in spec.definition.get("options", [])}
         return Grouping(expr, None, where, lambda keys: {k: names.get(k, k) or say("none", ctx.locale) for k in keys},
                         "options", options)
     if spec.type.name == "user":
@@ -379,13 +393,13 @@ def _team_clause(key: str) -> ColumnElement:
 
 def user_names(ctx: Context, keys: Sequence[str]) -> dict[str, str]:
     ids = [int(k) for k in keys if k and k.isdigit()]
-    names = dict(ctx.session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))) if ids else {}
+    names = dict(ctx.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()) if ids else {}
     return {k: names.get(int(k), f"#{k}") if k and k.isdigit() else say("none", ctx.locale) for k in keys}
 
 
 def team_names(ctx: Context, keys: Sequence[str]) -> dict[str, str]:
     ids = [int(k) for k in keys if k and k.isdigit()]
-    names = dict(ctx.session.execute(select(Team.id, Team.name).where(Team.id.in_(ids)))) if ids else {}
+    names = dict(ctx.session.execute(select(Team.id, Team.name).where(Team.id.in_(ids))).all()) if ids else {}
     return {k: names.get(int(k), f"#{k}") if k and k.isdigit() else say("no_team", ctx.locale) for k in keys}
 
 
@@ -447,13 +461,14 @@ def measure_aggregate(ctx: Context, widget: Mapping) -> Aggregate:
     field_label = text_of(entity.by_key[measure["field"]].definition.get("label"), ctx.locale)
     value = number(measure["field"])
     if op == "sum":
-        return Aggregate(Series("value", say("sum", ctx.locale, field=field_label), "money"), func.sum(value))
+        return Aggregate(Series("value", say("sum", ctx.locale, field=field_label), "money"),
+                         func.coalesce(func.sum(value), 0))
     if op == "avg":
         return Aggregate(Series("value", say("avg", ctx.locale, field=field_label), "money"), func.avg(value))
     pipeline = pipeline_of(ctx, widget["entity"])
     weights = {s.key: (s.probability or 0) / 100 for s in pipeline.stages} if pipeline else {}
     return Aggregate(Series("value", say("weighted", ctx.locale, field=field_label), "money"),
-                     func.sum(value * stage_case(pipeline, weights)) if pipeline else literal(0))
+                     func.coalesce(func.sum(value * stage_case(pipeline, weights)), 0) if pipeline else literal(0))
 
 
 def grouped(ctx: Context, widget: Mapping, aggregates: list[Aggregate], where: list[ColumnElement] | None = None,

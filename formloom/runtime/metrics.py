@@ -29,7 +29,6 @@ from formloom.runtime.dashboards import (
     Series,
     WidgetData,
     base_where,
-    bucket_expr,
     grouped,
     grouping,
     number,
@@ -119,7 +118,8 @@ def conversion_compute(ctx: Context, widget: Mapping, data: WidgetData) -> None:
     row = ctx.session.execute(select(*columns).select_from(Record).join(reach, reach.c.rid == Record.id)
                               .where(*base_where(ctx, widget))).one()
     reached = [float(row[2 * i] or 0) for i in range(len(stages))]
-    data.series = [Series("reached", _say("reached", ctx.locale)), Series("amount", _say("amount", ctx.locale), "money"),
+    data.series = [Series("reached", _say("reached", ctx.locale)),
+                   Series("amount", _say("amount", ctx.locale), "money"),
                    Series("conversion", _say("conversion", ctx.locale), "percent")]
     for i, stage in enumerate(stages):
         rate = round(reached[i + 1] / reached[i], 4) if i + 1 < len(stages) and reached[i] else None
@@ -148,8 +148,10 @@ def conversion_drill(ctx: Context, widget: Mapping, bucket: str, series: str) ->
 def _win_aggregates(ctx: Context, pipeline: Pipeline) -> list[Aggregate]:
     stage = json_value(Record.data, pipeline.stage_field)
     won, lost = outcome_stages(pipeline, Outcome.WON), outcome_stages(pipeline, Outcome.LOST)
-    return [Aggregate(Series("won", _say("won", ctx.locale)), func.sum(case((stage.in_(won), 1), else_=0))),
-            Aggregate(Series("lost", _say("lost", ctx.locale)), func.sum(case((stage.in_(lost), 1), else_=0))),
+    def tally(keys: list[str]) -> ColumnElement:
+        return func.coalesce(func.sum(case((stage.in_(keys), 1), else_=0)), 0)
+    return [Aggregate(Series("won", _say("won", ctx.locale)), tally(won)),
+            Aggregate(Series("lost", _say("lost", ctx.locale)), tally(lost)),
             Aggregate(Series("win_rate", _say("win_rate", ctx.locale), "percent"),
                       derive=_rate("won", lambda v: (v.get("won") or 0) + (v.get("lost") or 0)), drill_as="closed")]
 

@@ -73,8 +73,9 @@ def load_template(name: str) -> dict:
     forms.sort(key=lambda f: (position.get(f.get("entity"), len(position)), f.get("key") != f.get("entity"),
                               str(f.get("key"))))
     access = [_read_json(folder / "access.json")] if (folder / "access.json").exists() else []
+    dashboards = [_read_json(p) for p in sorted((folder / "dashboards").glob("*.json"))]
     return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
-            "rules": rules, "access": access}
+            "rules": rules, "access": access, "dashboards": dashboards}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -122,7 +123,8 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
             definitions.save_draft(session, actor, app, "entity", body["key"], body)
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
-        for body in template["forms"] + template["pipelines"] + template["rules"] + template["access"]:
+        for body in (template["forms"] + template["pipelines"] + template["rules"] + template["access"]
+                     + template["dashboards"]):
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
     return app
