@@ -133,7 +133,7 @@ def bars(data: WidgetData, link: Link, locale: str) -> Chart:
     drawn = drawn_series(data)
     left, right = 150, 90
     row_h = 14 * len(drawn) + 10
-    height = 24 + row_h * len(data.rows)
+    height = 24 + row_h * len(data.rows) + (20 if len(drawn) > 1 else 0)  # room for the legend
     values = [row.cells[i].value or 0 for row in data.rows for i in drawn]
     top_value = max(values + [0]) or 1
     scale = (WIDTH - left - right) / top_value
@@ -186,7 +186,7 @@ def line(data: WidgetData, link: Link, locale: str) -> Chart:
 def funnel(data: WidgetData, link: Link, locale: str) -> Chart:
     row_h, height = 34, 12 + 34 * len(data.rows)
     top_value = max([row.cells[0].value or 0 for row in data.rows] + [0]) or 1
-    centre, full = 250, 300
+    centre, full = 300, 260
     out = Chart(WIDTH, height)
     rate_at = next((i for i, s in enumerate(data.series) if s.fmt == "percent"), None)
     for r, row in enumerate(data.rows):
@@ -196,14 +196,13 @@ def funnel(data: WidgetData, link: Link, locale: str) -> Chart:
         out.shapes.append(Shape("rect", {"x": f"{centre - w / 2:.1f}", "y": f"{y}", "width": f"{w:.1f}",
                                          "height": f"{row_h - 6}", "fill": PALETTE[r % len(PALETTE)]},
                                 link(row.cells[0].drill), _tip(row.label, data.series[0], value, locale)))
-        out.texts.append(Text(centre - full / 2 - 8, y + row_h / 2, short(row.label, 16), "end", 12))
+        out.texts.append(Text(centre - full / 2 - 8, y + row_h / 2, short(row.label, 20), "end", 12))
         extra = [format_number(row.cells[i].value, s.fmt, locale) for i, s in enumerate(data.series)
                  if i and s.fmt != "percent"]
+        if rate_at is not None and row.cells[rate_at].value is not None:
+            extra.append("→ " + format_number(row.cells[rate_at].value, "percent"))
         out.texts.append(Text(centre + full / 2 + 8, y + row_h / 2,
                               " · ".join([format_number(value, data.series[0].fmt, locale), *extra]), size=12))
-        if rate_at is not None and row.cells[rate_at].value is not None:
-            out.texts.append(Text(centre, y + row_h + 2, "↓ " + format_number(row.cells[rate_at].value, "percent"),
-                                  "middle", 10, fill="#555555"))
     return out
 
 

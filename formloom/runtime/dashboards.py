@@ -166,6 +166,7 @@ class WidgetData:
     series: list[Series] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     note: str | None = None
+    primary: int = 0  # the series a kpi shows large
 
     def as_json(self) -> dict:
         return {"key": self.key, "type": self.type, "label": self.label, "state": self.state,

@@ -167,6 +167,7 @@ def win_rate_compute(ctx: Context, widget: Mapping, data: WidgetData) -> None:
     aggregates = _win_aggregates(ctx, pipeline)
     data.series = [a.series for a in aggregates]
     data.rows = grouped(ctx, widget, aggregates, [*base_where(ctx, widget), _closed(pipeline, "closed")])
+    data.primary = 2  # a kpi shows the rate
 
 
 def win_rate_drill(ctx: Context, widget: Mapping, bucket: str, series: str) -> Drill:
