@@ -19,12 +19,14 @@ from formloom.platform.db import new_session
 from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, Problem
 from formloom.platform.models import App, Definition, DefinitionVersion, Record
 from formloom.runtime import catalog
-from formloom.templates_library import install
+from formloom.templates_library import install, load_template
 from formloom.templates_library.demo import load_demo_data
 from tests.conftest import bearer
 from tests.factories import company_body, make_user
 
-CRM_COUNTS = {"entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
+CRM_COUNTS = {kind: len(load_template("crm")[plural]) for kind, plural in
+              (("entity", "entities"), ("form", "forms"), ("pipeline", "pipelines"), ("rule", "rules"),
+               ("access", "access"))}
 
 
 @pytest.fixture
@@ -118,7 +120,7 @@ def test_round_trip_under_a_new_key_in_the_same_database(db, admin, crm):
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == crm.id)) > 0
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == copied.id)) == 0
     assert catalog.entity(db, copied, "opportunity").key == "opportunity"
-    assert catalog.entity_keys(db, copied) == ["customer", "contact", "opportunity", "follow_up"]
+    assert catalog.entity_keys(db, copied) == load_template("crm")["app"]["navigation"]
 
 
 @pytest.fixture
@@ -191,6 +193,7 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
     bundle["definitions"][entity]["fields"][2]["type"] = "money"
     bundle["definitions"][rule]["label"] = "Broken\x00label"
     bundle["app"]["navigation"].append("planet")
+    planet = len(bundle["app"]["navigation"]) - 1
     counts = table_counts(db)
 
     with pytest.raises(DefinitionError) as raised:
@@ -205,7 +208,7 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
         ["Entity 'contact' has no field 'no_such_field'."]
     assert "not a field type" in problems[f"$.definitions[{entity}].fields[2].type"][0]
     assert "NUL character" in problems[f"$.definitions[{rule}].label"][0]
-    assert problems["$.app.navigation[4]"] == ["App 'crm_broken' has no entity 'planet'."]
+    assert problems[f"$.app.navigation[{planet}]"] == ["App 'crm_broken' has no entity 'planet'."]
     assert paths[0].startswith("$.app")  # the app first, then the definitions in bundle order
     # Nothing was written, in this session or for anyone else.
     assert table_counts(db) == counts
