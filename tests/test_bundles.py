@@ -26,7 +26,7 @@ from tests.factories import company_body, make_user
 
 CRM_COUNTS = {kind: len(load_template("crm")[plural]) for kind, plural in
               (("entity", "entities"), ("form", "forms"), ("pipeline", "pipelines"), ("rule", "rules"),
-               ("access", "access"))}
+               ("access", "access"), ("dashboard", "dashboards"))}
 
 
 @pytest.fixture
