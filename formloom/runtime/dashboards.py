@@ -554,6 +554,12 @@ def refusal(ctx: Context, widget: Mapping) -> WidgetData | None:
     for key in used:
         if key in hidden:
             return WidgetData(widget["key"], widget["type"], label, "hidden", say("hidden", ctx.locale, field=key))
+    if metric.get("name") == "target_vs_actual":  # the targets' own fields count too
+        hidden = ctx.rules.hidden(entities[-1])
+        for key in ("period_type", "year", "quarter", "month", "rep", "team", "amount"):
+            if key in hidden:
+                return WidgetData(widget["key"], widget["type"], label, "hidden",
+                                  say("hidden", ctx.locale, field=f"{entities[-1]}.{key}"))
     return None
 
 
