@@ -157,7 +157,7 @@ def bars(data: WidgetData, link: Link, locale: str) -> Chart:
 def line(data: WidgetData, link: Link, locale: str) -> Chart:
     drawn = drawn_series(data)
     left, top, bottom, height = 64, 16, 56, 300
-    plot_h, plot_w = height - top - bottom, WIDTH - left - 24
+    plot_h, plot_w = height - top - bottom, WIDTH - left - 56  # room for the last point's label
     values = [row.cells[i].value or 0 for row in data.rows for i in drawn]
     ticks = nice_ticks(max(values + [0]))
     scale = plot_h / (ticks[-1] or 1)
@@ -178,7 +178,7 @@ def line(data: WidgetData, link: Link, locale: str) -> Chart:
                                                 "stroke": PALETTE[j % len(PALETTE)], "stroke-width": "2"}))
     for r, row in enumerate(data.rows):
         if r % every == 0:
-            out.texts.append(Text(left + 8 + step * r, top + plot_h + 16, short(row.label, 10), "middle", 11))
+            out.texts.append(Text(left + 8 + step * r, top + plot_h + 16, short(row.label, 11), "middle", 11))
     _legend(out, data, drawn)
     return out
 

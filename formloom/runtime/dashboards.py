@@ -426,7 +426,7 @@ def bucket_label(key: str, bucket: str, locale: str) -> str:
     if bucket == "month":
         year, _, month = key.partition("-")
         return f"{year}年{int(month)}月" if zh and month.isdigit() else key
-    return f"{key}周" if zh else f"wk {key}"
+    return f"{key}周" if zh else key  # a week is named by its Monday
 
 
 def ordered(grouping: Grouping, rows: list[tuple[str, list[float | None]]], limit: int) -> list[tuple[str, list]]:
