@@ -293,7 +293,8 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition"
+    assert bundles.describe_counts(CRM_COUNTS) == ("11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition, "
+                                                        "5 dashboards")
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -383,7 +384,8 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
+    assert exported.stdout == (f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, "
+                               f"5 pipelines, 14 rules, 5 dashboards.\n")
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -395,7 +397,8 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
+    assert imported.stdout == (f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, "
+                               f"5 pipelines, 14 rules, 5 dashboards.\n")
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 
