@@ -302,7 +302,8 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 15 rules, 1 access definition, 8 views, 1 commission plan"
+    assert bundles.describe_counts(CRM_COUNTS) == ("11 entities, 22 forms, 5 pipelines, 15 rules, 1 access definition, "
+                                                   "8 views, 1 commission plan, 5 dashboards")
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 

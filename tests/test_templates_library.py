@@ -147,12 +147,13 @@ def test_install_publishes_every_entity_form_pipeline_rule_and_the_app(db, admin
     template = load_template("crm")
     assert Counter(d.kind for d in rows) == {"app": 1, "entity": 11, "form": len(template["forms"]), "pipeline": 5,
                                              "rule": len(template["rules"]), "access": 1,
-                                             "view": len(template["views"]), "commission": 1}
+                                             "view": len(template["views"]), "commission": 1,
+                                             "dashboard": len(template["dashboards"])}
     assert all(d.draft is None for d in rows)
     # Entities and forms at version 1; the app definition gains its navigation in version 2.
     assert {(d.kind, d.published_version) for d in rows} == {
         ("entity", 1), ("form", 1), ("pipeline", 1), ("rule", 1), ("access", 1), ("view", 1), ("commission", 1),
-        ("app", 2)}
+        ("dashboard", 1), ("app", 2)}
     template = load_template("crm")
     for body in [*template["entities"], *template["forms"], *template["pipelines"], *template["rules"],
                  *template["views"]]:

@@ -26,7 +26,7 @@ from formloom.runtime import catalog
 FORMAT = 1
 # The kinds a bundle's ``definitions`` hold, in the order they are published (access names entities;
 # views name entities and pipelines).
-BUNDLE_KINDS = ("entity", "access", "form", "pipeline", "rule", "view", "commission")
+BUNDLE_KINDS = ("entity", "access", "form", "pipeline", "rule", "view", "commission", "dashboard")
 TOP_LEVEL = ("formloom", "kind", "app", "definitions", "exported_at")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _WORDS = {"entity": ("entity", "entities"), "access": ("access definition", "access definitions"),

@@ -19,8 +19,8 @@ from formloom.runtime.deliveries import literal_problem
 from formloom.runtime.fields import FIELD_TYPES, CheckContext, CoercionError
 
 METASCHEMAS = Path(__file__).parent / "metaschemas"
-KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view", "commission")
-KINDS_RESERVED = ("dashboard",)
+KINDS_AVAILABLE = ("app", "entity", "form", "pipeline", "rule", "access", "view", "commission", "dashboard")
+KINDS_RESERVED: tuple[str, ...] = ()
 TITLE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "select", "date", "serial"})
 UNSTORABLE = "Contains a NUL character or a broken (surrogate) character, which cannot be stored; remove it."
 KEY_HINT = "use lowercase letters, digits and underscores, starting with a letter (at most 64)"
@@ -863,6 +863,13 @@ def check_commission(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[
                                 "(the person asking) would change the figures with who looks at them.")
 
 
+def check_dashboard(body: dict, ctx: AppContext, broken: set[str]) -> Iterator[Problem]:
+    from formloom.builder.dashboard_checks import check_dashboard as check
+
+    yield from check(body, ctx, broken)
+
+
 CROSS_CHECKS = {"entity": check_entity, "form": check_form, "app": check_app, "pipeline": check_pipeline,
-                "rule": check_rule, "access": check_access, "view": check_view, "commission": check_commission}
+                "rule": check_rule, "access": check_access, "view": check_view, "commission": check_commission,
+                "dashboard": check_dashboard}
 

@@ -159,8 +159,8 @@ def publish(session: Session, actor: User | None, app: App, kind: str, key: str,
         return latest
     body = definition.draft
     # A form or pipeline is checked against the published entity it will be used with.
-    problems = check_definition(body, app_context(
-        session, app, published_only=kind in ("form", "pipeline", "rule", "access", "view", "commission")))
+    problems = check_definition(body, app_context(session, app, published_only=kind in (
+        "form", "pipeline", "rule", "access", "view", "commission", "dashboard")))
     if problems:
         raise DefinitionError(problems, f"The {kind} '{key}' cannot be published: "
                                         f"{len(problems)} problem{'s' if len(problems) != 1 else ''}.")

@@ -532,7 +532,8 @@ CODES = tuple(code for code in TEMPLATES if "/" not in code and code != "changed
 
 KINDS = {"app": ("App", "应用"), "entity": ("Entity", "实体"), "form": ("Form", "表单"),
          "pipeline": ("Pipeline", "流程"), "rule": ("Rule", "规则"), "access": ("Access definition", "权限定义"),
-         "view": ("View", "视图"), "commission": ("Commission plan", "提成方案")}
+         "view": ("View", "视图"), "commission": ("Commission plan", "提成方案"),
+         "dashboard": ("Dashboard", "仪表盘")}
 CONDITION_WORDS = {"visible_when": ("visibility", "显示"), "required_when": ("required", "必填"),
                    "readonly_when": ("read-only", "只读")}
 GATE_WORDS = {"gate": ("the whole gate", "整体"), "gate.required": ("required fields", "必填字段"),

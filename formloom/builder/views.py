@@ -34,7 +34,8 @@ bp = Blueprint("builder", __name__, template_folder="templates")
 
 EDITABLE_KINDS = ("entity", "form", "pipeline", "rule", "access", "view")
 KIND_TITLES = {"app": "App settings", "entity": "Entities", "form": "Forms", "pipeline": "Pipelines",
-               "rule": "Rules", "access": "Access", "view": "Views", "commission": "Commission plans"}
+               "rule": "Rules", "access": "Access", "view": "Views", "commission": "Commission plans",
+               "dashboard": "Dashboards"}
 # The built-in roles by name. An access definition starts from all but the admin's, which cannot
 # be restricted (formloom/runtime/access.py).
 ROLE_LABELS = {AppRole.ADMIN.value: {"en": "App admin", "zh-CN": "应用管理员"},
@@ -127,7 +128,7 @@ def admin(app_key: str):
     query = request.args.get("q", "").strip()
     locale = current_locale()
     groups = []
-    for kind in ("app", *EDITABLE_KINDS, "commission"):  # commission plans: edited through the API
+    for kind in ("app", *EDITABLE_KINDS, "commission", "dashboard"):  # commission plans and dashboards: edited as JSON
         rows = []
         for definition in definitions.list_definitions(db, app, kind):
             body = definitions.current_body(db, definition) or {}

@@ -61,6 +61,7 @@ def _register_parts(app: Flask) -> None:
     from formloom.runtime import (
         automation_api,
         automation_views,
+        dashboards_views,
         files_views,
         i18n,
         imports_api,
@@ -98,6 +99,8 @@ def _register_parts(app: Flask) -> None:
     app.register_blueprint(templates_views.bp)
     app.register_blueprint(incentives_views.bp)
     app.register_blueprint(incentives_views.api)
+    app.register_blueprint(dashboards_views.bp)
+    app.register_blueprint(dashboards_views.api)
 
 
 def _protect_csrf() -> None:

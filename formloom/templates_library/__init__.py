@@ -78,8 +78,9 @@ def load_template(name: str) -> dict:
     access = [_read_json(folder / "access.json")] if (folder / "access.json").exists() else []
     views = [_read_json(p) for p in sorted((folder / "views").glob("*.json"))]
     commissions = [_read_json(p) for p in sorted((folder / "commissions").glob("*.json"))]
+    dashboards = [_read_json(p) for p in sorted((folder / "dashboards").glob("*.json"))]
     return {"name": name, "app": app, "entities": ordered, "forms": forms, "pipelines": pipelines,
-            "rules": rules, "access": access, "views": views, "commissions": commissions}
+            "rules": rules, "access": access, "views": views, "commissions": commissions, "dashboards": dashboards}
 
 
 def _dependency_order(entities: list[dict], navigation: list[str]) -> list[dict]:
@@ -128,7 +129,7 @@ def install(session: Session, actor: User | None, name: str = "crm", app_key: st
         for body in template["entities"]:
             definitions.publish(session, actor, app, "entity", body["key"])
         for body in (template["forms"] + template["pipelines"] + template["rules"] + template["access"]
-                     + template["views"] + template["commissions"]):
+                     + template["views"] + template["commissions"] + template["dashboards"]):
             definitions.save_and_publish(session, actor, app, body)
         definitions.save_and_publish(session, actor, app, app_body)
         upgrade.record_install(session, app, name, (app_body.get("template") or {}).get("version"),
