@@ -267,7 +267,6 @@ def _bundle(**changes) -> dict:
     (_bundle(definitions={"company": {}}), "$.definitions", "Must be a list"),
     (_bundle(definitions=["company"]), "$.definitions[0]", "Must be a definition"),
     (_bundle(definitions=[{"kind": "app", "key": "shop"}]), "$.definitions[0].kind", "belongs at $.app"),
-    (_bundle(definitions=[{"kind": "dashboard", "key": "v"}]), "$.definitions[0].kind", "not available in this release"),
     (_bundle(definitions=[{"kind": "widget", "key": "w"}]), "$.definitions[0].kind", "Unknown kind 'widget'"),
     (_bundle(definitions=[{"kind": "form"}]), "$.definitions[0].key", "'key' is required"),
     (_bundle(definitions=[{"kind": "form", "key": "X" * 70}]), "$.definitions[0].key", "not a valid key"),

@@ -52,7 +52,6 @@ def test_draft_with_problems_is_kept_but_not_published(db, admin, sales):
     (lambda b: b["fields"][9].update(default="lost"), "$.fields[9].default", "not a valid select value"),
     (lambda b: b["fields"][0].update(label={"fr": "Nom"}), "$.fields[0].label", "map of languages"),
     (lambda b: b["fields"][4].update(currency="yuan"), "$.fields[4].currency", "does not match"),
-    (lambda b: b.update(kind="dashboard"), "$.kind", "not available in this release"),
 ])
 def test_each_kind_of_mistake_is_reported_at_its_path(db, sales, mutate, path, fragment):
     body = deal_body()
