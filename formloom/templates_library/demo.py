@@ -394,7 +394,7 @@ class _World:
     def lead_follow_ups(self, lead: Record, owner: User, chinese: bool, start: datetime, end: datetime) -> None:
         if not self.out.has("follow_up"):
             return
-        for _ in range(self.rng.randint(1, 2)):
+        for _ in range(self.rng.choice([0, 1, 1, 2])):
             method = self.rng.choice(["call", "wechat", "email"])
             self.follow_up({"lead": lead.id, "method": method}, owner, chinese, self.between(start, end))
 
@@ -510,7 +510,7 @@ class _World:
         stage = deal["path"][-1][0] if deal["path"] else "lead"
         record = out.create("opportunity", {
             "name": deal["name"], "customer": plan.record.id, "contact": rng.choice(plan.contacts),
-            "amount": f"{deal['amount']:.2f}", "stage": "lead", "probability": str(PROBABILITY["lead"]),
+            "amount": f"{deal['amount']:.2f}", "stage": "lead", "probability": str(PROBABILITY[stage]),
             "discount": str(deal["discount"]), "expected_close": deal["expected_close"].isoformat(),
             "source": deal["source"], "products": deal["products"], "owner": plan.owner.id,
             "lead": plan.lead.id if plan.lead is not None and deal["start"] == plan.created else None,
@@ -518,10 +518,9 @@ class _World:
         }, deal["start"])
         reason = rng.choice(LOST_REASONS)[0 if plan.chinese else 1]
         closing = {"closed_on": deal["closed_on"].isoformat() if deal["closed_on"] else None}
-        # The probability is brought up to date where the deal stands today (one save, not one per stage).
-        values = {stage: {"probability": str(PROBABILITY[stage])}, "won": closing,
-                  "lost": {**closing, "lost_reason": reason}}
-        values[stage] = {**values[stage], "probability": str(PROBABILITY[stage])}
+        # The probability is where the deal stands today from the start (a save per stage would
+        # double the writes of the load).
+        values = {"won": closing, "lost": {**closing, "lost_reason": reason}}
         out.walk(record, "stage", deal["path"], values=values, leave_pending=deal["pending"])
         if deal["pending"]:  # the discount waits for a manager; the deal asks to move on
             out.walk(record, "stage", [("negotiation", self.now - timedelta(hours=rng.randint(2, 48)))],
@@ -543,7 +542,7 @@ class _World:
             return
         rng = self.rng
         end = deal["path"][-1][1] if deal["outcome"] != "open" else self.now - timedelta(hours=1)
-        count = max(1, round(rng.randint(2, 4) * ACTIVITY.get(plan.owner.username, 1.0)))
+        count = max(1, round(rng.randint(1, 3) * ACTIVITY.get(plan.owner.username, 1.0)))
         moments = sorted(self.between(deal["start"], end) for _ in range(count))
         for i, at in enumerate(moments):
             last_open = i == count - 1 and deal["outcome"] == "open"
