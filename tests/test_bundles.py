@@ -19,12 +19,14 @@ from formloom.platform.db import new_session
 from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, Problem
 from formloom.platform.models import App, Definition, DefinitionVersion, Record
 from formloom.runtime import catalog
-from formloom.templates_library import install
+from formloom.templates_library import install, load_template
 from formloom.templates_library.demo import load_demo_data
 from tests.conftest import bearer
 from tests.factories import company_body, make_user
 
-CRM_COUNTS = {"entity": 4, "form": 4, "pipeline": 1, "rule": 6, "access": 1}
+CRM_COUNTS = {kind: len(load_template("crm")[plural]) for kind, plural in
+              (("entity", "entities"), ("form", "forms"), ("pipeline", "pipelines"), ("rule", "rules"),
+               ("access", "access"))}
 
 
 @pytest.fixture
@@ -118,7 +120,7 @@ def test_round_trip_under_a_new_key_in_the_same_database(db, admin, crm):
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == crm.id)) > 0
     assert db.scalar(select(func.count()).select_from(Record).where(Record.app_id == copied.id)) == 0
     assert catalog.entity(db, copied, "opportunity").key == "opportunity"
-    assert catalog.entity_keys(db, copied) == ["customer", "contact", "opportunity", "follow_up"]
+    assert catalog.entity_keys(db, copied) == load_template("crm")["app"]["navigation"]
 
 
 @pytest.fixture
@@ -191,6 +193,7 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
     bundle["definitions"][entity]["fields"][2]["type"] = "money"
     bundle["definitions"][rule]["label"] = "Broken\x00label"
     bundle["app"]["navigation"].append("planet")
+    planet = len(bundle["app"]["navigation"]) - 1
     counts = table_counts(db)
 
     with pytest.raises(DefinitionError) as raised:
@@ -205,7 +208,7 @@ def test_a_broken_bundle_reports_every_problem_at_its_path_and_leaves_nothing(db
         ["Entity 'contact' has no field 'no_such_field'."]
     assert "not a field type" in problems[f"$.definitions[{entity}].fields[2].type"][0]
     assert "NUL character" in problems[f"$.definitions[{rule}].label"][0]
-    assert problems["$.app.navigation[4]"] == ["App 'crm_broken' has no entity 'planet'."]
+    assert problems[f"$.app.navigation[{planet}]"] == ["App 'crm_broken' has no entity 'planet'."]
     assert paths[0].startswith("$.app")  # the app first, then the definitions in bundle order
     # Nothing was written, in this session or for anyone else.
     assert table_counts(db) == counts
@@ -290,7 +293,7 @@ def test_a_bad_new_key_and_a_member_are_refused(db, admin, crm):
 
 
 def test_describe_counts():
-    assert bundles.describe_counts(CRM_COUNTS) == "4 entities, 4 forms, 1 pipeline, 6 rules, 1 access definition"
+    assert bundles.describe_counts(CRM_COUNTS) == "11 entities, 22 forms, 5 pipelines, 14 rules, 1 access definition"
     assert bundles.describe_counts({"entity": 1}) == "1 entity"
     assert bundles.describe_counts({}) == "no definitions"
 
@@ -380,7 +383,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
     target = tmp_path / "crm-definitions.json"
     exported = cli("app", "export", "crm", "-o", str(target))
     assert exported.exit_code == 0, exported.output
-    assert exported.stdout == f"Exported app 'crm' to {target}: 4 entities, 1 access definition, 4 forms, 1 pipeline, 6 rules.\n"
+    assert exported.stdout == f"Exported app 'crm' to {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
     from_file = json.loads(target.read_text(encoding="utf-8"))
     assert "客户关系管理" in target.read_text(encoding="utf-8")  # readable, not \u-escaped
 
@@ -392,7 +395,7 @@ def test_cli_export_and_import(cli, db, crm, tmp_path):
 
     imported = cli("app", "import", str(target), "--key", "crm_cli")
     assert imported.exit_code == 0, imported.output
-    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 4 entities, 1 access definition, 4 forms, 1 pipeline, 6 rules.\n"
+    assert imported.stdout == f"Imported app 'crm_cli' from {target}: 11 entities, 1 access definition, 22 forms, 5 pipelines, 14 rules.\n"
     db.rollback()
     assert published(db, catalog.get_app(db, "crm_cli")) == renamed(published(db, crm), "crm", "crm_cli")
 

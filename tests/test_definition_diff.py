@@ -71,7 +71,7 @@ PERCENT = {"type": "percent", "label": "Margin"}
 CASES = [
     # entity: fields
     ("entity", OPPORTUNITY, lambda b: b["fields"].append({"key": "budget", "type": "currency", "label": "Budget"}),
-     [("field_added", "$.fields[12]", "budget")]),
+     [("field_added", "$.fields[15]", "budget")]),
     ("entity", OPPORTUNITY, lambda b: b["fields"].pop(11), [("field_removed", "$.fields[11]", "lost_reason")]),
     ("entity", OPPORTUNITY, lambda b: field(b, "amount").update(label={"en": "Deal value", "zh-CN": "金额"}),
      [("field_label_changed", "$.fields[3].label", "amount")]),
@@ -128,7 +128,8 @@ CASES = [
     ("form", FORM, lambda b: b["sections"].append({"label": "Notes", "fields": ["budget"]}),
      [("section_added", "$.sections[3]", "section 4"), ("form_field_added", "$.sections[3].fields[0]", "budget")]),
     ("form", FORM, lambda b: b["sections"].pop(2),
-     [("section_removed", "$.sections[2]", "section 3"), ("form_field_removed", "$.sections[2].fields[0]", "lost_reason")]),
+     [("section_removed", "$.sections[2]", "section 3"), ("form_field_removed", "$.sections[2].fields[0]", "lost_reason"),
+      ("form_field_removed", "$.sections[2].fields[1]", "closed_on")]),
     ("form", FORM, lambda b: b["sections"][1].update(label="Money"),
      [("section_label_changed", "$.sections[1].label", "section 2")]),
     ("form", FORM, lambda b: b["sections"][2].update(visible_when={"field": "stage", "op": "eq", "value": "lost"}),
@@ -140,7 +141,7 @@ CASES = [
     ("form", FORM, lambda b: move(b["sections"][1]["fields"], 0, 5),
      [("form_field_moved", "$.sections[1].fields[5]", "stage")]),
     ("form", FORM, lambda b: b["sections"][2]["fields"].append(b["sections"][0]["fields"].pop()),
-     [("form_field_moved", "$.sections[2].fields[1]", "owner")]),
+     [("form_field_moved", "$.sections[2].fields[2]", "lead")]),
     ("form", FORM, lambda b: b["sections"][1]["fields"].__setitem__(1, {"field": "amount", "width": "half"}),
      [("form_field_setting_changed", "$.sections[1].fields[1].width", "amount.width")]),
     ("form", FORM, lambda b: b["sections"][1]["fields"].__setitem__(1, {"field": "amount"}),
@@ -159,7 +160,8 @@ CASES = [
     ("form", FORM, lambda b: b.update(entity="deal"), [("property_changed", "$.entity", "entity")]),
     ("form", FORM, lambda b: b["sections"][2].update(fields="lost_reason"),  # not a list: a setting of the section
      [("section_setting_changed", "$.sections[2].fields", "section 3.fields"),
-      ("form_field_removed", "$.sections[2].fields[0]", "lost_reason")]),
+      ("form_field_removed", "$.sections[2].fields[0]", "lost_reason"),
+      ("form_field_removed", "$.sections[2].fields[1]", "closed_on")]),
     # pipeline
     ("pipeline", SALES, lambda b: b["stages"].insert(6, {"key": "on_hold", "label": "On hold"}),
      [("stage_added", "$.stages[6]", "stage on_hold")]),
@@ -292,8 +294,8 @@ def test_one_field_moved_far_is_one_move() -> None:
 
 def test_duplicate_keys_in_a_draft_are_matched_by_occurrence() -> None:
     old = edited(OPPORTUNITY, lambda b: b["fields"].append({"key": "amount", "type": "text", "label": "Again"}))
-    new = edited(old, lambda b: b["fields"][12].update(label="Once more"))
-    assert triples("entity", old, new) == [("field_label_changed", "$.fields[12].label", "amount#2")]
+    new = edited(old, lambda b: b["fields"][15].update(label="Once more"))
+    assert triples("entity", old, new) == [("field_label_changed", "$.fields[15].label", "amount#2")]
 
 
 SENTENCES = [

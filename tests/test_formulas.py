@@ -364,3 +364,11 @@ def test_evaluation_order_follows_references_or_names_a_cycle(graph):
     order = evaluation_order(formulas)
     assert sorted(order) == sorted(graph)
     assert all(order.index(ref) < order.index(key) for key, refs in deps.items() for ref in refs)
+
+
+def test_a_reference_copied_by_a_rule_is_stored_as_its_id():
+    """A rule's formula naming a relation or user field (read as a number) stores the record or member id."""
+    assert to_stored(Decimal("42"), "id") == 42
+    for wrong in (Decimal("1.5"), Decimal("0"), "Acme", True):
+        with pytest.raises(FormulaRuntimeError, match="cannot be stored as a reference"):
+            to_stored(wrong, "id")

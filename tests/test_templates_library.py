@@ -1,6 +1,7 @@
 """The bundled CRM template: listing, loading and installing (its demo data: tests/test_demo.py)."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import date
 
@@ -22,10 +23,10 @@ TODAY = date(2026, 10, 15)
 
 
 def _labels(node, path="$"):
-    """Every label-like value (label, help, placeholder, description) in a definition, with its path."""
+    """Every label-like value (label, help, placeholder, description, message) in a definition, with its path."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("label", "help", "placeholder", "description"):
+            if key in ("label", "help", "placeholder", "description") or (key == "message" and isinstance(value, dict)):
                 yield f"{path}.{key}", value
             if isinstance(value, (dict, list)):
                 yield from _labels(value, f"{path}.{key}")
@@ -68,8 +69,9 @@ def test_load_template_orders_entities_so_relation_targets_come_first():
             # Relation targets come first, except inside a cycle (a lead and the customer it became).
             if field["type"] == "relation" and not reaches(field["target"], body["key"]):
                 assert keys.index(field["target"]) <= i, (body["key"], field["key"])
-    form_entities = [f["entity"] for f in template["forms"]]
-    assert sorted(set(form_entities), key=form_entities.index) == [k for k in keys if k in form_entities]
+    # Each entity's full form (key = entity key), then its quick form.
+    assert [(f["entity"], f["key"]) for f in template["forms"]] == \
+        [pair for k in keys for pair in ((k, k), (k, f"{k}_quick"))]
     assert template["app"]["navigation"] == CRM_ENTITIES
     assert template["app"]["template"] == {"name": "crm", "version": "0.2.0"}
 
@@ -94,12 +96,18 @@ def test_unknown_template_names_the_templates():
 
 def test_every_label_is_bilingual():
     template = load_template("crm")
-    bodies = [template["app"], *template["entities"], *template["forms"]]
+    bodies = [template["app"], *template["entities"], *template["forms"], *template["pipelines"],
+              *template["rules"], *template["access"]]
     missing = []
     for body in bodies:
         for path, label in _labels(body):
             if not (isinstance(label, dict) and label.get("en", "").strip() and label.get("zh-CN", "").strip()):
                 missing.append(f"{body['kind']} {body['key']} {path}")
+    for rule in template["rules"]:  # what people are told
+        for i, action in enumerate(rule["actions"]):
+            for key in ("title", "message"):
+                if key in action and not (action[key].get("en") and action[key].get("zh-CN")):
+                    missing.append(f"rule {rule['key']} $.actions[{i}].{key}")
     assert missing == []
     # The Chinese business terms users expect.
     zh = {body["key"]: body["label"]["zh-CN"] for body in template["entities"]}
@@ -184,3 +192,90 @@ def test_members_cannot_install(db, admin):
     member = make_user(db, "member")
     with pytest.raises(Forbidden):
         install(db, member)
+
+
+# --- the 0.2.0 process: leads to after-sales -----------------------------------------------
+
+def test_the_new_entities_carry_the_agreed_fields():
+    template = load_template("crm")
+    entities = {body["key"]: body for body in template["entities"]}
+    fields = {key: {f["key"]: f for f in body["fields"]} for key, body in entities.items()}
+    expected = {
+        "lead": {"name", "contact_name", "phone", "email", "wechat", "source", "region", "industry", "score", "status",
+                 "owner", "next_follow_up", "returned_at", "return_reason", "customer", "opportunity", "notes"},
+        "product": {"name", "code", "line", "unit", "price", "active", "description"},
+        "quotation": {"number", "opportunity", "customer", "owner", "lines", "subtotal", "discount", "total",
+                      "valid_until", "status"},
+        "contract": {"number", "name", "customer", "opportunity", "quotation", "owner", "amount", "product_line",
+                     "signed_on", "start_date", "end_date", "signed_file", "signature", "status"},
+        "payment": {"name", "contract", "customer", "owner", "installment", "due_date", "amount_due", "received_on",
+                    "amount_received", "status", "notes"},
+        "ticket": {"subject", "customer", "contract", "kind", "priority", "opened_at", "sla_due", "status", "owner",
+                   "resolution", "satisfaction"},
+        "target": {"name", "period_type", "year", "quarter", "month", "rep", "team", "amount"},
+        "customer": {"credit_terms", "won_amount_12m", "tier", "lead"},
+        "opportunity": {"lead", "closed_on", "product_line"},
+        "follow_up": {"lead", "method", "happened_at", "by", "next_follow_up"},
+    }
+    for key, keys in expected.items():
+        assert keys <= set(fields[key]), (key, keys - set(fields[key]))
+    assert fields["lead"]["phone"]["unique"] and fields["lead"]["email"]["unique"] and fields["product"]["code"]["unique"]
+    assert [o["value"] for o in fields["lead"]["region"]["options"]] == \
+        [o["value"] for o in fields["customer"]["region"]["options"]]
+    assert [o["value"] for o in fields["payment"]["status"]["options"]] == \
+        ["planned", "partly_received", "received", "overdue", "written_off"]
+    assert [c["key"] for c in fields["quotation"]["lines"]["fields"]] == \
+        ["product", "description", "qty", "unit_price", "line_total"]
+    pipelines = {p["key"]: p for p in template["pipelines"]}
+    assert {k: (p["entity"], p["stage_field"]) for k, p in pipelines.items()} == {
+        "sales": ("opportunity", "stage"), "leads": ("lead", "status"), "quotation": ("quotation", "status"),
+        "contract": ("contract", "status"), "service": ("ticket", "status")}
+    stages = {k: {s["key"]: s for s in p["stages"]} for k, p in pipelines.items()}
+    assert (stages["leads"]["converted"]["outcome"], stages["leads"]["disqualified"]["outcome"]) == ("won", "lost")
+    assert stages["quotation"]["sent"]["approval"]["when"] == {"field": "discount", "op": "gt", "value": 20}
+    assert stages["contract"]["signed"]["approval"]["approvers"] == {"role": "manager"}
+    assert "when" not in stages["contract"]["signed"]["approval"]  # every contract
+
+
+def test_every_form_of_the_template_renders_with_its_fields(client, db, admin, crm):
+    from markupsafe import escape
+
+    from tests.factories import login
+
+    login(client, "admin")
+    template = load_template("crm")
+    entities = {body["key"]: {f["key"]: f for f in body["fields"]} for body in template["entities"]}
+    for form in template["forms"]:
+        response = client.get(f"/apps/crm/{form['entity']}/new?form={form['key']}")
+        assert response.status_code == 200, form["key"]
+        page = response.get_data(as_text=True)
+        for section in form["sections"]:
+            if "label" in section:
+                assert str(escape(section["label"]["en"])) in page, (form["key"], section["label"])
+            for item in section["fields"]:
+                key = item if isinstance(item, str) else item["field"]
+                field = entities[form["entity"]][key]
+                assert str(escape(field["label"]["en"])) in page, (form["key"], key)
+                if field["type"] not in ("table", "signature", "file", "rating", "serial", "formula"):
+                    assert f'name="f_{key}"' in page, (form["key"], key)
+
+
+def test_a_quotation_totals_its_lines_and_takes_off_the_discount(db, admin, crm):
+    from formloom.platform.auth import Cause
+    from formloom.runtime import records
+
+    cause = Cause.for_user(admin)
+    customer = records.create(db, admin, cause, crm, "customer", {"name": "杭州云帆科技有限公司"})
+    deal = records.create(db, admin, cause, crm, "opportunity", {"name": "云帆 CRM", "customer": customer.id})
+    licence = records.create(db, admin, cause, crm, "product", {"name": "CRM 标准版", "code": "SW-001", "line": "software",
+                                                                "unit": "套", "price": "19800"})
+    quote = records.create(db, admin, cause, crm, "quotation", {
+        "opportunity": deal.id, "customer": customer.id, "discount": "12.5",
+        "lines": [{"product": licence.id, "qty": 3, "unit_price": "19800"},
+                  {"description": "实施服务", "qty": 10, "unit_price": "2500.50"}]})
+    db.commit()
+    assert [row["line_total"] for row in quote.data["lines"]] == ["59400.00", "25005.00"]
+    assert quote.data["subtotal"] == "84405.00"
+    assert quote.data["total"] == "73854.38"  # 84405 × 0.875 = 73854.375, rounded half up
+    assert quote.data["status"] == "draft"
+    assert re.fullmatch(r"QT-\d{4}-0001", quote.data["number"]) and quote.title == quote.data["number"]

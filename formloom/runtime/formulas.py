@@ -1344,6 +1344,14 @@ def _store_list(value: Any, places: int) -> list:
     return [to_stored(item, kind_of(item), places) for item in value]
 
 
+def _store_id(value: Any, places: int) -> int:
+    """A reference (a relation's record id, a user field's member id) copied by a rule's formula."""
+    if isinstance(value, Decimal) and value == value.to_integral_value() and 1 <= value <= 2**53:
+        return int(value)
+    raise FormulaRuntimeError(f"{_ONE_NAMES[kind_of(value)].capitalize()} cannot be stored as a reference; "
+                              f"copy a relation or user field, such as \"customer\" or \"owner\".")
+
+
 _STORERS: dict[str, Callable[[Any, int], Any]] = {
     "number": _store_number,
     "text": _store_as(("text", "number", "boolean", "date", "datetime"), render),
@@ -1351,6 +1359,7 @@ _STORERS: dict[str, Callable[[Any, int], Any]] = {
     "date": _store_as(("date", "datetime"), lambda value: _read_date(value, "")),
     "datetime": _store_as(("datetime", "date"), lambda value: render(_as_datetime(value))),
     "list": _store_list,
+    "id": _store_id,
 }
 
 
