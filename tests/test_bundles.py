@@ -112,7 +112,7 @@ def test_export_leaves_drafts_out_and_is_deterministic(db, admin, crm):
 # --- import ----------------------------------------------------------------------------------
 
 def test_round_trip_under_a_new_key_in_the_same_database(db, admin, crm):
-    load_demo_data(db, admin, crm, customers=5, today=date(2026, 10, 15))
+    load_demo_data(db, admin, crm, scale=0.01, today=date(2026, 10, 15))
     db.commit()
     bundle = json.loads(json.dumps(bundles.export_app(db, crm)))
     original = copy.deepcopy(bundle)

@@ -70,7 +70,7 @@ def crm_api(app, db, admin):
     manager = make_user(db, "manager", display_name="Mia Manager")
     crm = install(db, admin)
     auth.grant_app(db, manager, crm, role="manager")
-    load_demo_data(db, admin, crm, customers=3, owners=[admin, manager], today=date(2026, 3, 16))
+    load_demo_data(db, admin, crm, scale=0.01, today=date(2026, 3, 16))
     db.commit()
     headers = bearer(db, admin)
     response = app.test_client().get("/api/v1/openapi.json", headers=headers)

@@ -30,7 +30,7 @@ def error_code(response) -> str:
 @pytest.fixture
 def crm(db, admin):
     app = install(db, admin)
-    load_demo_data(db, admin, app, customers=2)
+    load_demo_data(db, admin, app, scale=0.01)
     db.commit()
     return app
 

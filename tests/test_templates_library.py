@@ -1,4 +1,4 @@
-"""The bundled CRM template: listing, loading, installing, and its demo data."""
+"""The bundled CRM template: listing, loading and installing (its demo data: tests/test_demo.py)."""
 from __future__ import annotations
 
 import re
@@ -10,13 +10,10 @@ from sqlalchemy import func, select
 
 import formloom.templates_library as templates_library
 from formloom.builder import definitions
-from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError, NotFound
-from formloom.platform.models import App, Definition, Record
+from formloom.platform.errors import Conflict, DefinitionError, Forbidden, FormloomError
+from formloom.platform.models import App, Definition
 from formloom.runtime import catalog
-from formloom.runtime.records import DatabaseResolver
-from formloom.runtime.validation import validate_values
 from formloom.templates_library import TEMPLATES_DIR, install, list_templates, load_template
-from formloom.templates_library.demo import load_demo_data
 from tests.factories import make_user
 
 CRM_ENTITIES = ["lead", "customer", "contact", "opportunity", "quotation", "contract", "payment", "follow_up",
@@ -200,95 +197,6 @@ def test_members_cannot_install(db, admin):
     member = make_user(db, "member")
     with pytest.raises(Forbidden):
         install(db, member)
-
-
-# --- demo data ---------------------------------------------------------------------------
-
-def test_demo_data_creates_the_counts_it_reports_and_every_record_validates(db, admin, crm):
-    rep = make_user(db, "rep2", display_name="Rita Rep")
-    counts = load_demo_data(db, admin, crm, owners=[admin, rep], today=TODAY)
-    db.commit()
-
-    stored = Counter(db.scalars(select(Record.entity_key).where(Record.app_id == crm.id)))
-    assert counts == dict(stored)
-    assert set(counts) == set(DEMO_ENTITIES) and counts["customer"] == 40
-    assert 40 <= counts["contact"] <= 120 and 40 <= counts["opportunity"] <= 80
-    assert counts["follow_up"] >= counts["opportunity"]
-
-    resolver = DatabaseResolver(db, crm)
-    by_id = {r.id: r for r in db.scalars(select(Record).where(Record.app_id == crm.id))}
-    for record in by_id.values():
-        assert record.title.strip(), record.data
-        entity = catalog.entity(db, crm, record.entity_key)
-        # Validating the stored values again, references included, changes nothing.
-        assert validate_values(entity, record.data, resolver=resolver) == record.data
-        for field in entity.fields:
-            value = record.data.get(field.key)
-            if field.type.name == "relation" and value is not None:
-                assert by_id[value].entity_key == field.definition["target"]
-            if field.type.name == "user" and value is not None:
-                assert value in (admin.id, rep.id)
-
-    opportunities = [r.data for r in by_id.values() if r.entity_key == "opportunity"]
-    assert all(re.fullmatch(r"\d+\.00", o["amount"]) for o in opportunities)
-    assert len({o["stage"] for o in opportunities}) >= 5
-    assert all(o.get("lost_reason") for o in opportunities if o["stage"] == "lost")
-    follow_ups = [r.data for r in by_id.values() if r.entity_key == "follow_up"]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", f["happened_at"]) for f in follow_ups)
-    assert all(f["happened_at"] < f"{TODAY.isoformat()}T" for f in follow_ups)
-    names = [r.data["name"] for r in by_id.values() if r.entity_key == "customer"]
-    assert len(set(names)) == len(names)
-    assert any(n.endswith("有限公司") for n in names) and any(n.isascii() for n in names)
-    per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "contact")
-    assert set(per_customer.values()) <= {1, 2, 3} and len(per_customer) == 40
-    per_customer = Counter(r.data["customer"] for r in by_id.values() if r.entity_key == "opportunity")
-    assert set(per_customer.values()) <= {1, 2} and len(per_customer) == 40
-    # The actor creates every record; customers, opportunities and follow-ups belong to the user
-    # in their owner field (what the access definition's "own" scope goes by).
-    assert {r.owner_id for r in by_id.values() if r.entity_key == "contact"} == {admin.id}
-    owner_fields = {"customer": "owner", "opportunity": "owner", "follow_up": "by"}
-    assert all(r.owner_id == r.data.get(owner_fields[r.entity_key], admin.id)
-               for r in by_id.values() if r.entity_key in owner_fields)
-
-
-def test_demo_data_is_deterministic(db, admin, crm):
-    other = install(db, admin, app_key="crm_copy")
-
-    def titles(app: App) -> list[tuple[str, str]]:
-        return list(db.execute(select(Record.entity_key, Record.title)
-                               .where(Record.app_id == app.id).order_by(Record.id)))
-
-    assert load_demo_data(db, admin, crm, customers=8, today=TODAY) == \
-        load_demo_data(db, admin, other, customers=8, today=TODAY)
-    assert titles(crm) == titles(other)
-    third = install(db, admin, app_key="crm_seeded")
-    load_demo_data(db, admin, third, customers=8, seed=8, today=TODAY)
-    assert titles(third) != titles(crm)
-
-
-def test_demo_data_needs_an_active_owner_and_a_crm_app(db, admin, crm, sales):
-    retired = make_user(db, "retired")
-    retired.is_active = False
-    with pytest.raises(FormloomError):
-        load_demo_data(db, admin, crm, owners=[retired])
-    with pytest.raises(NotFound):
-        load_demo_data(db, admin, sales, customers=1)
-    assert db.scalar(select(func.count()).select_from(Record)) == 0
-
-
-def test_demo_data_respects_permissions(db, admin, crm):
-    outsider = make_user(db, "nobody")
-    with pytest.raises(Forbidden):
-        load_demo_data(db, outsider, crm, customers=1)
-
-
-def test_demo_owners_default_to_the_actor(db, admin, crm):
-    """Other active users are never picked unless given as ``owners``."""
-    make_user(db, "bystander")
-    load_demo_data(db, admin, crm, customers=3, today=TODAY)
-    users = {r.data.get(k) for r in db.scalars(select(Record).where(Record.app_id == crm.id))
-             for k in ("owner", "by") if r.data.get(k) is not None}
-    assert users == {admin.id}
 
 
 # --- the 0.2.0 process: leads to after-sales -----------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from formloom.platform import auth, migrate
 from formloom.platform.db import get_engine, new_session
 from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, AppMember, AppRole, User
+from formloom.platform.models import App, AppMember, User
 
 
 class Context:
@@ -279,9 +280,12 @@ def template_list() -> None:
 @click.argument("name")
 @click.option("--app-key", "--app", "app_key", default=None, help="Key of the new app (default: the template's)")
 @click.option("--demo-data", is_flag=True, help="Also create sample records")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Share of the full year of sample records to make (with --demo-data)")
 @pass_ctx
-def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bool) -> None:
+def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bool, scale: float) -> None:
     """Install template NAME as a new app."""
+    from formloom.platform.storage import storage_for
     from formloom.templates_library import install
     from formloom.templates_library.demo import load_demo_data
 
@@ -290,7 +294,8 @@ def template_install(ctx: Context, name: str, app_key: str | None, demo_data: bo
         admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
         try:
             app = install(session, admin, name, app_key=app_key)
-            counts = load_demo_data(session, admin, app) if demo_data else {}
+            counts = (load_demo_data(session, admin, app, scale=scale, storage=storage_for(ctx.app))
+                      if demo_data else {})
             session.commit()
         except FormloomError as exc:
             _fail(exc)
@@ -552,11 +557,14 @@ def worker(ctx: Context, redis_url: str | None, burst: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Prepare the instance and exit")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Share of the full year of sample records to make (0.1: a tenth)")
 @pass_ctx
-def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
+def demo(ctx: Context, host: str, port: int, no_serve: bool, scale: float) -> None:
     """Create a demo instance with the CRM template and sample data, and serve it."""
+    from formloom.platform.storage import storage_for
     from formloom.templates_library import install
-    from formloom.templates_library.demo import load_demo_data
+    from formloom.templates_library.demo import STAFF, TEAMS, load_demo_data
 
     app = ctx.app
     migrate.upgrade(get_engine(app))
@@ -568,27 +576,30 @@ def demo(ctx: Context, host: str, port: int, no_serve: bool) -> None:
             admin = auth.create_user(session, "admin", password, admin=True, display_name="Admin")
         else:
             auth.set_password(admin, password)
-        people = []
-        for username, display in (("li.wei", "李伟"), ("emma", "Emma Clark"), ("zhang.min", "张敏")):
-            person = session.scalar(select(User).where(User.username == username))
-            people.append(person or auth.create_user(session, username, password, display_name=display))
-        *reps, manager = people
         crm = session.scalar(select(App).where(App.key == "crm"))
         if crm is None:
             crm = install(session, admin, "crm")
-            for rep in reps:
-                auth.grant_app(session, rep, crm)
-            auth.grant_app(session, manager, crm, role=AppRole.MANAGER.value)
-            auth.add_team(session, "east_sales", "East China sales / 华东销售部", manager, reps)
-            counts = load_demo_data(session, admin, crm, owners=[admin, *reps])
-            click.echo(f"Installed the CRM template with sample records: {counts}")
+            started = time.monotonic()
+
+            def phase(name: str) -> None:
+                click.echo(f"  [{time.monotonic() - started:5.1f}s] {name}")
+
+            click.echo("Installed the CRM template; making a year of sample records:")
+            counts = load_demo_data(session, admin, crm, scale=scale, storage=storage_for(app), progress=phase)
+            click.echo(f"  [{time.monotonic() - started:5.1f}s] done: "
+                       + ", ".join(f"{n} {key}" for key, n in sorted(counts.items())))
+        people = [session.scalar(select(User).where(User.username == username)) for username, *_ in STAFF]
         for person in people:
-            auth.set_password(person, password)
+            if person is not None:
+                auth.set_password(person, password)
         session.commit()
     click.echo(f"Instance folder: {app.instance_path}")
     click.echo(f"Formloom is running at http://{host}:{port}/")
     click.echo(f"Log in as admin with password: {password}")
-    click.echo("(sales reps li.wei and emma, and their sales manager zhang.min, have the same password)")
+    click.echo("Same password for the sales team:")
+    for username, display, role, team in STAFF:
+        where = f", {TEAMS[team][0]} team" if team else ""
+        click.echo(f"  {username:<10} {display} ({role}{where})")
     if not no_serve:
         _serve(app, host, port)
 

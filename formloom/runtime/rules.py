@@ -119,12 +119,19 @@ def get_rule(session: Session, app: App, key: str) -> Rule | None:
 # --- when timed rules are due --------------------------------------------------------------------
 
 def app_zone(session: Session, app: App) -> ZoneInfo:
-    """The app's time zone (its definition's ``time_zone``; UTC without one)."""
-    row = catalog.published_version(session, app, "app", app.key)
-    try:
-        return ZoneInfo((row.body if row else {}).get("time_zone") or "UTC")
-    except (ValueError, KeyError):
-        return ZoneInfo("UTC")
+    """The app's time zone (its definition's ``time_zone``; UTC without one), remembered for the session.
+
+    Every record change asks for it (to schedule its timers): a bulk load must not read the app
+    definition once per record.
+    """
+    memo = session.info.setdefault(MEMO, {})
+    if ("zone", app.id) not in memo:
+        row = catalog.published_version(session, app, "app", app.key)
+        try:
+            memo[("zone", app.id)] = ZoneInfo((row.body if row else {}).get("time_zone") or "UTC")
+        except (ValueError, KeyError):
+            memo[("zone", app.id)] = ZoneInfo("UTC")
+    return memo[("zone", app.id)]
 
 
 def _clock(text: str | None) -> time:

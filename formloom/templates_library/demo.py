@@ -1,340 +1,696 @@
-"""Demo data for an app installed from the ``crm`` template.
+"""Demo data for an app installed from the ``crm`` template: a year of a sales team's work.
 
-Every record is created through :func:`formloom.runtime.records.create`, so demo data is
-validated exactly like user input and written to the change log (cause: CLI ``demo``).
-The data is made by a ``random.Random(seed)``: the same seed and ``today`` give the same data.
+Two teams (East 华东: a manager and three reps; South 华南: a manager and two reps) and a finance
+user work leads, customers, opportunities, quotations, contracts, payments and after-sales tickets
+over the twelve months before ``today``. At ``scale=1`` there are 2,000 leads, 800 customers and
+1,200 opportunities; ``scale`` shrinks every count in proportion (the product catalogue, the staff
+and the sales targets stay whole).
+
+How it is made:
+
+- Every record is created through :func:`formloom.runtime.records.create` and every stage move
+  through :func:`formloom.runtime.pipelines.move`, on a controlled clock, so demo data is validated
+  like user input, written to the change log (cause: CLI ``demo``) and has a real stage history.
+  Moves that need approval ask for it and a sales manager decides through
+  :func:`formloom.runtime.approvals.decide` (a few recent ones are left waiting in their inbox).
+- Automations do not run on it: the load is one transaction, and before it ends the events it
+  wrote are marked done and the timers already due are cancelled (sample data is history; rules
+  react to what happens from now on). Nothing is ever visible to the relay as pending work.
+  Timers still ahead (a follow-up reminder next week) stay.
+- Everything comes from ``random.Random(seed)`` and ``today``: the same seed and day give the same
+  data. The plan of a customer's deals is drawn before the customer is written, so its
+  ``won_amount_12m`` and ``tier`` agree with the deals won in the last twelve months.
 """
 from __future__ import annotations
 
+import base64
+import math
 import random
+import secrets
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from formloom.platform.auth import Cause
-from formloom.platform.errors import FormloomError
-from formloom.platform.models import App, AppMember, Event, User, WorkStatus
-from formloom.runtime import catalog, pipelines, records
+from formloom.platform import auth, members
+from formloom.platform.auth import Action, Cause, authorize
+from formloom.platform.errors import FormloomError, NotFound
+from formloom.platform.models import App, Event, Record, ScheduledJob, User, WorkStatus
+from formloom.platform.storage import Storage
+from formloom.runtime import approvals, catalog, files, pipelines, records
 from formloom.runtime.validation import Situation
+from formloom.templates_library.demo_people import company, contact_person, unique_email, unique_mobile
+from formloom.templates_library.demo_words import (
+    CATALOGUE,
+    DEAL_NAMES,
+    DISQUALIFY_NOTES,
+    FOLLOW_UPS,
+    LEAD_SOURCES,
+    LOST_REASONS,
+    NEXT_STEPS,
+    QUANTITIES,
+    RESOLUTIONS,
+    RETURN_REASONS,
+    SLA_HOURS,
+    SUMMARIES,
+    TICKETS,
+    TITLES,
+)
 
-# --- vocabulary ------------------------------------------------------------------------------
+# Records at scale 1 (products, staff and targets do not scale).
+TARGETS = {"lead": 2000, "customer": 800, "opportunity": 1200, "ticket": 300}
+CONVERTED, DISQUALIFIED, POOL = 0.30, 0.12, 0.10  # shares of the leads
 
-# (Chinese, pinyin) pieces of company names such as 杭州云帆科技有限公司.
-CITIES = [
-    ("杭州", "hangzhou", "east", "浙江省杭州市"), ("上海", "shanghai", "east", "上海市"),
-    ("苏州", "suzhou", "east", "江苏省苏州市"), ("南京", "nanjing", "east", "江苏省南京市"),
-    ("宁波", "ningbo", "east", "浙江省宁波市"), ("北京", "beijing", "north", "北京市"),
-    ("天津", "tianjin", "north", "天津市"), ("深圳", "shenzhen", "south", "广东省深圳市"),
-    ("广州", "guangzhou", "south", "广东省广州市"), ("厦门", "xiamen", "south", "福建省厦门市"),
-    ("武汉", "wuhan", "central", "湖北省武汉市"), ("长沙", "changsha", "central", "湖南省长沙市"),
-    ("成都", "chengdu", "southwest", "四川省成都市"), ("重庆", "chongqing", "southwest", "重庆市"),
-    ("西安", "xian", "northwest", "陕西省西安市"), ("沈阳", "shenyang", "northeast", "辽宁省沈阳市"),
+# (username, display name, app role, team key): the logins `formloom demo` prints.
+STAFF = [
+    ("zhang.min", "张敏", "manager", "east_sales"), ("li.wei", "李伟", "rep", "east_sales"),
+    ("emma", "Emma Clark", "rep", "east_sales"), ("wang.fang", "王芳", "rep", "east_sales"),
+    ("chen.jie", "陈杰", "manager", "south_sales"), ("liu.yang", "刘洋", "rep", "south_sales"),
+    ("oliver", "Oliver Tan", "rep", "south_sales"), ("zhao.li", "赵丽", "finance", None),
 ]
-AREA_CODES = {"hangzhou": "571", "shanghai": "21", "suzhou": "512", "nanjing": "25", "ningbo": "574",
-              "beijing": "10", "tianjin": "22", "shenzhen": "755", "guangzhou": "20", "xiamen": "592",
-              "wuhan": "27", "changsha": "731", "chengdu": "28", "chongqing": "23", "xian": "29",
-              "shenyang": "24"}
-BRANDS = [
-    ("云帆", "yunfan"), ("华信", "huaxin"), ("启明", "qiming"), ("恒通", "hengtong"), ("远景", "yuanjing"),
-    ("星河", "xinghe"), ("锦程", "jincheng"), ("博远", "boyuan"), ("中联", "zhonglian"), ("瑞丰", "ruifeng"),
-    ("宏达", "hongda"), ("天成", "tiancheng"), ("新元", "xinyuan"), ("汇智", "huizhi"), ("东方", "dongfang"),
-    ("嘉禾", "jiahe"), ("蓝海", "lanhai"), ("智联", "zhilian"), ("金石", "jinshi"), ("青木", "qingmu"),
-]
-# (Chinese business word, industry option, domain suffix)
-TRADES = [
-    ("科技", "it_software", "tech"), ("软件", "it_software", "soft"), ("信息技术", "it_software", "it"),
-    ("精密制造", "manufacturing", "mfg"), ("机械", "manufacturing", "machinery"), ("电子", "manufacturing", "elec"),
-    ("供应链管理", "logistics", "scm"), ("物流", "logistics", "logistics"), ("商贸", "retail", "trade"),
-    ("电子商务", "retail", "ecom"), ("医疗器械", "healthcare", "med"), ("生物医药", "healthcare", "bio"),
-    ("教育科技", "education", "edu"), ("新能源", "energy", "energy"), ("建设工程", "construction", "build"),
-    ("融资租赁", "finance", "finance"),
-]
-EN_FIRST = ["Northwind", "Contoso", "Fabrikam", "Blue Harbor", "Silverline", "Redwood", "Summit",
-            "Brightwater", "Oakridge", "Lakeside", "Pioneer", "Evergreen", "Harborview", "Granite",
-            "Westfield", "Crescent", "Ironbridge", "Kingsway", "Starling", "Meridian"]
-# (English business word, industry option)
-EN_TRADES = [("Traders", "retail"), ("Logistics", "logistics"), ("Software", "it_software"),
-             ("Systems", "it_software"), ("Manufacturing", "manufacturing"), ("Health", "healthcare"),
-             ("Energy", "energy"), ("Capital", "finance"), ("Learning", "education"),
-             ("Engineering", "construction"), ("Foods", "retail"), ("Robotics", "manufacturing")]
-EN_SUFFIXES = ["Ltd", "Inc.", "Co., Ltd", "GmbH", "Pte. Ltd", "Limited", "LLC"]
-# (place, region option, phone number pattern: each # is a random digit)
-EN_PLACES = [("Singapore", "overseas", "+65 6###-####"), ("Hong Kong", "hk_macao_taiwan", "+852 2###-####"),
-             ("Hamburg, Germany", "overseas", "+49 40 ####-####"), ("London, UK", "overseas", "+44 20 ####-####"),
-             ("Seattle, USA", "overseas", "+1 206-###-####"), ("Sydney, Australia", "overseas", "+61 2 ####-####"),
-             ("Shanghai", "east", "+86 21-####-####"), ("Shenzhen", "south", "+86 755-####-####")]
-EN_STREETS = ["Harbour Road", "Queen's Road", "Market Street", "Orchard Road", "King Street", "Park Avenue"]
-ZH_STREETS = ["文三路", "科技园路", "人民路", "中山路", "建设大道", "长江路", "高新大道", "解放路"]
-
-SURNAMES = [("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
-            ("赵", "zhao"), ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"),
-            ("胡", "hu"), ("朱", "zhu"), ("高", "gao"), ("林", "lin"), ("何", "he"), ("郭", "guo")]
-GIVEN = [("伟", "wei"), ("芳", "fang"), ("静", "jing"), ("磊", "lei"), ("敏", "min"), ("强", "qiang"),
-         ("婷", "ting"), ("洋", "yang"), ("杰", "jie"), ("丽娟", "lijuan"), ("志强", "zhiqiang"),
-         ("晓明", "xiaoming"), ("建华", "jianhua"), ("海燕", "haiyan"), ("子涵", "zihan"), ("浩然", "haoran")]
-EN_GIVEN = ["Emma", "Oliver", "Sophia", "James", "Olivia", "Liam", "Grace", "Noah", "Chloe", "Ethan",
-            "Hannah", "Lucas", "Mia", "Daniel", "Ava", "Samuel"]
-EN_FAMILY = ["Smith", "Johnson", "Brown", "Taylor", "Wilson", "Clarke", "Walker", "Wright", "Evans",
-             "Turner", "Hughes", "Lee", "Tan", "Wong", "Müller", "Schmidt"]
-# (Chinese title, English title, decision role)
-TITLES = [("总经理", "Managing Director", "decision_maker"), ("副总裁", "Vice President", "decision_maker"),
-          ("采购经理", "Procurement Manager", "gatekeeper"), ("IT总监", "IT Director", "technical_evaluator"),
-          ("技术负责人", "Head of Engineering", "technical_evaluator"), ("财务总监", "CFO", "influencer"),
-          ("运营经理", "Operations Manager", "user"), ("销售总监", "Sales Director", "influencer"),
-          ("行政主管", "Office Manager", "user"), ("项目经理", "Project Manager", "champion")]
-
-# Stage, weight, probability, and whether the deal is still open.
-STAGES = [("lead", 16, 10), ("needs_analysis", 14, 20), ("proposal", 14, 40), ("negotiation", 12, 60),
-          ("contract", 8, 80), ("won", 20, 100), ("lost", 16, 0)]
-OPEN_STAGES = {"lead", "needs_analysis", "proposal", "negotiation", "contract"}
-SOURCES = ["website", "referral", "trade_show", "cold_call", "partner", "advertising", "existing_customer"]
-PRODUCTS = ["licence", "subscription", "implementation", "customisation", "training", "support",
-            "hardware", "consulting"]
-DEAL_NAMES = {  # the main product -> (Chinese, English) project name
-    "licence": ("软件采购", "software licences"), "subscription": ("云服务订阅", "cloud subscription"),
-    "implementation": ("系统实施项目", "system roll-out"), "customisation": ("定制开发项目", "custom development"),
-    "training": ("员工培训", "staff training"), "support": ("年度运维服务", "annual support contract"),
-    "hardware": ("设备采购", "hardware purchase"), "consulting": ("数字化咨询", "digital consulting"),
+# team key -> (name, regions it covers)
+TEAMS = {
+    "east_sales": ("East", ("east", "north", "central", "northeast")),
+    "south_sales": ("South", ("south", "southwest", "northwest", "hk_macao_taiwan", "overseas")),
 }
-LOST_REASONS = [("价格高于竞争对手报价约15%，客户最终选择了竞品。", "Our price was about 15% above the competitor's; they chose the competitor."),
-                ("客户预算被削减，项目暂停。", "The customer's budget was cut and the project put on hold."),
-                ("关键决策人离职，新负责人倾向原有供应商。", "The key decision maker left; the successor prefers the incumbent supplier."),
-                ("功能不满足其本地化部署要求。", "We could not meet their on-premises deployment requirement.")]
-FOLLOW_UPS = {  # method -> [(Chinese subject, English subject)]
-    "call": [("电话沟通需求", "Call about requirements"), ("电话确认报价细节", "Call to go through the quote"),
-             ("电话回访使用情况", "Check-in call")],
-    "visit": [("上门拜访并演示产品", "On-site visit and product demo"), ("拜访客户高层", "Visit to senior management")],
-    "wechat": [("微信沟通项目进度", "WeChat: project status"), ("微信发送资料", "WeChat: sent brochures")],
-    "email": [("邮件发送方案与报价", "E-mail: proposal and quote"), ("邮件确认合同条款", "E-mail: contract terms")],
-    "meeting": [("项目启动会", "Project kick-off meeting"), ("方案评审会议", "Proposal review meeting"),
-                ("商务谈判会议", "Commercial negotiation meeting")],
-}
-SUMMARIES = [("客户对报表模块很感兴趣，希望下周安排技术交流。", "They liked the reporting module and want a technical session next week."),
-             ("已确认预算范围，需在月底前提交正式报价。", "Budget range confirmed; a formal quote is due by month end."),
-             ("客户提出需要与现有ERP系统集成，需技术团队评估。", "They need integration with their ERP; engineering to assess."),
-             ("对方采购流程较长，需要三家比价。", "Their purchasing process is long and needs three competing quotes."),
-             ("客户反馈试用顺利，正在走内部审批流程。", "The trial went well; internal approval is under way."),
-             ("讨论了实施周期和付款方式，客户希望分三期付款。", "Discussed timeline and payment; they want to pay in three instalments.")]
-NEXT_STEPS = [("发送修订版报价", "Send a revised quote"), ("安排技术交流会", "Arrange a technical session"),
-              ("准备合同草案", "Draft the contract"), ("邀请客户参观样板客户", "Invite them to a reference site"),
-              ("跟进审批进度", "Check on the approval")]
+# How busy each rep is: their share of new business and of logged follow-ups.
+ACTIVITY = {"li.wei": 1.4, "emma": 1.0, "wang.fang": 0.7, "liu.yang": 1.2, "oliver": 0.8}
+FUNNEL = ["lead", "needs_analysis", "proposal", "negotiation", "contract", "won"]
+OPEN_STAGES = FUNNEL[:5]
+PROBABILITY = {"lead": 10, "needs_analysis": 20, "proposal": 40, "negotiation": 60, "contract": 80,
+               "won": 100, "lost": 0}
+TIER_A, TIER_B = Decimal(500000), Decimal(100000)
+
+Progress = Callable[[str], None]
 
 
-def _weighted_stage(rng: random.Random) -> tuple[str, int]:
-    stage, _, probability = rng.choices(STAGES, weights=[s[1] for s in STAGES])[0]
-    return stage, probability
+# --- the people ------------------------------------------------------------------------------
+
+@dataclass
+class Staff:
+    """The demo's sales organisation: who sells where, and who approves for whom."""
+
+    reps: list[User]
+    managers: dict[str, User]  # team key -> manager
+    team_of: dict[int, str]  # user id -> team key
+    finance: User
+
+    def rep_for(self, rng: random.Random, region: str) -> User:
+        team = next((key for key, (_, regions) in TEAMS.items() if region in regions), "east_sales")
+        reps = [r for r in self.reps if self.team_of[r.id] == team]
+        return rng.choices(reps, weights=[ACTIVITY.get(r.username, 1.0) for r in reps])[0]
+
+    def manager_of(self, user_id: int | None) -> User | None:
+        return self.managers.get(self.team_of.get(user_id or 0, ""))
 
 
-class _Maker:
-    """Creates records through the runtime, keeping only fields the published entity has."""
+def ensure_staff(session: Session, actor: User, app: App) -> Staff:
+    """The demo users, their roles in ``app`` and their two teams (created or brought up to date)."""
+    people: dict[str, User] = {}
+    for username, display, role, _ in STAFF:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:  # a password nobody knows; `formloom demo` sets the one it prints
+            user = auth.create_user(session, username, secrets.token_urlsafe(12), display_name=display)
+        user.is_active = True
+        members.set_member(session, actor, app, username, role)
+        people[username] = user
+    for key, (name, _) in TEAMS.items():
+        manager = next(u for u, _, role, team in STAFF if team == key and role == "manager")
+        change = members.TeamChange(name=name, manager=manager,
+                                    members=tuple(u for u, _, role, team in STAFF if team == key and role == "rep"))
+        team = members.find_team(session, actor, key)
+        if team is None:
+            members.create_team(session, actor, key, change)
+        else:
+            members.update_team(session, actor, team, change)
+    return Staff(reps=[people[u] for u, _, role, _ in STAFF if role == "rep"],
+                 managers={team: people[u] for u, _, role, team in STAFF if role == "manager"},
+                 team_of={people[u].id: team for u, _, _, team in STAFF if team},
+                 finance=people["zhao.li"])
 
-    def __init__(self, session: Session, actor: User, app: App):
-        self.session, self.actor, self.app = session, actor, app
+
+# --- writing through the runtime -------------------------------------------------------------
+
+class _Writer:
+    """Creates and moves records through the runtime, keeping only fields the published entity has."""
+
+    def __init__(self, session: Session, actor: User, app: App, staff: Staff, storage: Storage | None):
+        self.session, self.actor, self.app, self.staff, self.storage = session, actor, app, staff, storage
         self.cause = Cause.for_cli(actor, "demo")
-        self.counts: dict[str, int] = {}
+        self.counts: Counter[str] = Counter()
         self.fields: dict[str, set[str]] = {}
 
-    def create(self, entity_key: str, values: dict[str, Any], at: datetime | None = None) -> int:
+    def has(self, entity_key: str) -> bool:
         if entity_key not in self.fields:
-            self.fields[entity_key] = set(catalog.entity(self.session, self.app, entity_key).by_key)
-        known = {k: v for k, v in values.items() if k in self.fields[entity_key] and v is not None}
-        situation = Situation(user_id=self.actor.id, now=at) if at else None
-        record = records.create(self.session, self.actor, self.cause, self.app, entity_key, known,
-                                situation=situation)
-        self.counts[entity_key] = self.counts.get(entity_key, 0) + 1
-        return record.id
+            try:
+                self.fields[entity_key] = set(catalog.entity(self.session, self.app, entity_key).by_key)
+            except NotFound:
+                self.fields[entity_key] = set()
+        return bool(self.fields[entity_key])
 
-    def move(self, entity_key: str, record_id: int, stage: str, at: datetime) -> None:
-        """Move a record on the pipeline at ``at``, confirming the stage's checklist."""
-        record = records.get(self.session, self.actor, self.app, entity_key, record_id)
-        pipeline = pipelines.pipeline_for(self.session, self.app, entity_key)
-        checklist = [item["key"] for item in pipeline.by_key[stage].gate.get("checklist", ())]
-        pipelines.move(self.session, self.actor, self.cause, self.app, record, stage, checklist=checklist,
+    def _known(self, entity_key: str, values: dict[str, Any], *, clear: bool = False) -> dict[str, Any]:
+        """The values the entity has fields for; None is left out unless ``clear`` (it empties a field)."""
+        return {k: v for k, v in values.items() if k in self.fields[entity_key] and (clear or v is not None)}
+
+    def create(self, entity_key: str, values: dict[str, Any], at: datetime) -> Record:
+        self.has(entity_key)
+        record = records.create(self.session, self.actor, self.cause, self.app, entity_key,
+                                self._known(entity_key, values), situation=Situation(user_id=self.actor.id, now=at))
+        self.counts[entity_key] += 1
+        return record
+
+    def update(self, record: Record, values: dict[str, Any], at: datetime) -> None:
+        records.update(self.session, self.actor, self.cause, self.app, record,
+                       self._known(record.entity_key, values, clear=True), record.version,
                        situation=Situation(user_id=self.actor.id, now=at))
 
-    @cached_property
-    def can_approve(self) -> bool:
-        """Whether someone other than the actor can approve discounts (a sales manager)."""
-        return self.session.scalar(
-            select(AppMember.user_id).where(AppMember.app_id == self.app.id, AppMember.role == "manager",
-                                            AppMember.user_id != self.actor.id).limit(1)) is not None
+    def walk(self, record: Record, field_key: str, steps: list[tuple[str, datetime]], *,
+             values: dict[str, dict] | None = None, leave_pending: bool = False) -> None:
+        """Move ``record`` stage by stage at the given moments (``values`` saved with a stage's move).
+
+        A move that needs approval is decided by a manager a few hours later; with
+        ``leave_pending`` the last such request is left waiting, and the walk stops there.
+        """
+        values = values or {}
+        pipeline = pipelines.pipeline_for(self.session, self.app, record.entity_key)
+        for number, (stage, at) in enumerate(steps):
+            extra = self._known(record.entity_key, values.get(stage, {}))
+            if pipeline is None:
+                self.update(record, {**extra, field_key: stage}, at)
+                continue
+            checklist = [item["key"] for item in pipeline.by_key[stage].gate.get("checklist", ())]
+            result = pipelines.move(self.session, self.actor, self.cause, self.app, record, stage,
+                                    checklist=checklist, values=extra or None,
+                                    situation=Situation(user_id=self.actor.id, now=at))
+            if result.status is pipelines.MoveStatus.PENDING_APPROVAL:
+                if leave_pending and number == len(steps) - 1:
+                    return
+                self._approve(result.request, record, at + timedelta(hours=3))
+
+    def _approve(self, request, record: Record, at: datetime) -> None:
+        """The owner's team manager (or another approver the request names) approves it."""
+        waiting = [t.user_id for t in approvals.current_tasks(request)]
+        manager = self.staff.manager_of(record.owner_id)
+        approver = manager if manager is not None and manager.id in waiting else self.session.get(User, waiting[0])
+        approvals.decide(self.session, approver, request.id, approvals.Decision.APPROVE, now=at,
+                         comment="同意。" if record.id % 2 else "Approved.")
+
+    def signature(self, rng: random.Random) -> list[int] | None:
+        """A drawn signature (a stored PNG), or None without file storage."""
+        if self.storage is None:
+            return None
+        png = _signature_png(rng)
+        stored = files.save_signature(self.session, self.storage, self.app, self.actor,
+                                      "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+        return [stored.id]
 
 
-def load_demo_data(session: Session, actor: User, app: App, *, seed: int = 7, customers: int = 40,
-                   owners: list[User] | None = None, today: date | None = None) -> dict[str, int]:
-    """Create realistic customers, contacts, opportunities and follow-ups in a CRM app.
+def _signature_png(rng: random.Random) -> bytes:
+    """A small greyscale PNG of a pen stroke, different for every signer."""
+    width, height = 160, 48
+    rows = [bytearray(b"\xff" * width) for _ in range(height)]
+    phase, speed, swing = rng.uniform(0, math.tau), rng.uniform(0.08, 0.18), rng.uniform(8, 16)
+    for x in range(12, width - 12):
+        y = int(height / 2 + swing * math.sin(x * speed + phase) * math.cos(x * 0.025))
+        rows[y][x] = rows[y + 1][x] = 0x20
+    raw = b"".join(b"\x00" + bytes(row) for row in rows)
 
-    ``owners`` are the active users that owner and follow-up fields pick from (default: the
-    actor). Dates are placed around ``today`` (default: the current date). Returns the number
-    of records created per entity key. The caller commits.
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+# --- the entry point -------------------------------------------------------------------------
+
+def load_demo_data(session: Session, actor: User, app: App, *, seed: int = 7, today: date | None = None,
+                   scale: float = 1.0, storage: Storage | None = None,
+                   progress: Progress | None = None) -> dict[str, int]:
+    """Create a year of a sales team's work in a CRM app; returns the records made per entity key.
+
+    ``storage`` keeps the customers' drawn signatures on contracts (without it no contract
+    reaches Signed). ``progress`` is told the name of each phase as it starts. The caller commits.
     """
-    rng = random.Random(seed)
+    if not 0 < scale <= 1:
+        raise FormloomError(f"The demo scale must be above 0 and at most 1 (1 is the full year); got {scale}.")
+    authorize(session, actor, Action.CREATE_RECORD, app)
+    for key in ("customer", "contact", "opportunity", "follow_up"):
+        catalog.entity(session, app, key)  # fail early, before any record, on an app without the CRM entities
     today = today or date.today()
-    people = [u for u in (owners if owners is not None else [actor]) if u is not None and u.is_active]
-    if not people:
-        raise FormloomError("Demo data needs at least one active user to own the records.")
-    maker = _Maker(session, actor, app)
-    for name in ("customer", "contact", "opportunity", "follow_up"):
-        # Fail early, before any record, on an app without the CRM entities.
-        maker.fields[name] = set(catalog.entity(session, app, name).by_key)
-        maker.counts[name] = 0
+    say = progress or (lambda phase: None)
+    first_event = session.scalar(select(func.max(Event.id))) or 0
+    first_record = (session.scalar(select(func.max(Record.id))) or 0) + 1
+    staff = ensure_staff(session, actor, app)
+    world = _World(random.Random(seed), _Writer(session, actor, app, staff, storage), today, scale)
+    say("products")
+    world.products()
+    say(f"leads ({world.count('lead')})")
+    world.leads()
+    say(f"customers ({world.count('customer')}) and contacts")
+    world.plan_customers()
+    world.customers()
+    say(f"opportunities ({world.count('opportunity')}), quotations, contracts and payments")
+    world.opportunities()
+    say(f"tickets ({world.count('ticket')})")
+    world.tickets()
+    say("sales targets")
+    world.targets()
+    _quiet_automation(session, app, first_event, first_record, world.now)
+    return dict(world.out.counts)
 
-    used_names: set[str] = set()
-    for _ in range(customers):
-        chinese = rng.random() < 0.65
-        company = _company(rng, chinese, used_names)
-        owner = rng.choice(people)
-        customer_id = maker.create("customer", {
-            "name": company["name"], "industry": company["industry"],
-            "tier": rng.choices(["a", "b", "c"], weights=[2, 5, 3])[0],
-            "region": company["region"], "province": company["province"], "address": company["address"],
-            "phone": company["phone"], "email": f"info@{company['domain']}",
-            "website": f"https://www.{company['domain']}/", "owner": owner.id,
-            "notes": rng.choice([None, None,
-                                 "年度框架协议客户，付款及时。" if chinese else "Framework agreement; pays on time.",
-                                 "对价格较敏感，决策链较长。" if chinese else "Price sensitive; long decision chain."]),
-        })
-        contacts = [_contact(rng, maker, company, customer_id, chinese) for _ in range(rng.randint(1, 3))]
-        opportunities = []
-        for _ in range(rng.randint(1, 2)):
-            opportunities.append(_opportunity(rng, maker, company, customer_id, contacts, owner, chinese, today))
-        for opportunity_id, stage, closed_on in opportunities:
-            count = {"lead": 1, "needs_analysis": 1, "proposal": 2}.get(stage, rng.randint(2, 3))
-            _follow_ups(rng, maker, customer_id, opportunity_id, stage, contacts, people, chinese,
-                        closed_on or today, count)
-    # Sample data is history: rules react to what happens from now on, not to how it was made.
-    # (Timers it set, such as follow-up reminders, stay: they are about the future.)
-    session.execute(update(Event).where(Event.app_id == app.id, Event.status == WorkStatus.PENDING.value)
+
+def _quiet_automation(session: Session, app: App, first_event: int, first_record: int, now: datetime) -> None:
+    """Mark the load's events done and cancel its timers already due: rules react to what comes next."""
+    session.execute(update(Event).where(Event.app_id == app.id, Event.id > first_event,
+                                        Event.status == WorkStatus.PENDING.value)
                     .values(status=WorkStatus.DONE.value, done_at=datetime.now(UTC)))
-    return dict(maker.counts)
+    session.execute(update(ScheduledJob).where(ScheduledJob.app_id == app.id, ScheduledJob.record_id >= first_record,
+                                               ScheduledJob.status == WorkStatus.PENDING.value,
+                                               ScheduledJob.due_at < now)
+                    .values(status=WorkStatus.CANCELLED.value, done_at=datetime.now(UTC)))
 
 
-def _company(rng: random.Random, chinese: bool, used: set[str]) -> dict:
-    for attempt in range(1000):
-        if chinese:
-            city, city_py, region, province = rng.choice(CITIES)
-            brand, brand_py = rng.choice(BRANDS)
-            trade, industry, trade_py = rng.choice(TRADES)
-            short = f"{city}{brand}{trade}"
-            name = f"{short}有限公司"
-            domain = f"{brand_py}-{trade_py}.cn"
-            phone = f"+86 {AREA_CODES[city_py]}-{rng.randint(5000, 8999)}-{rng.randint(1000, 9999)}"
-            address = f"{province}{rng.choice(ZH_STREETS)}{rng.randint(1, 999)}号"
+# --- the plan and its writing ----------------------------------------------------------------
+
+@dataclass
+class _Customer:
+    company: dict
+    owner: User
+    chinese: bool
+    created: datetime
+    lead: Record | None = None
+    lead_plan: dict | None = None
+    deals: list[dict] = field(default_factory=list)
+    record: Record | None = None
+    contacts: list[int] = field(default_factory=list)
+
+
+class _World:
+    """Draws the year and writes it, phase by phase."""
+
+    def __init__(self, rng: random.Random, out: _Writer, today: date, scale: float):
+        self.rng, self.out, self.today, self.scale = rng, out, today, scale
+        self.now = datetime.combine(today, time(8, 0), tzinfo=UTC)
+        self.year_ago = self.now - timedelta(days=365)
+        self.names: set[str] = set()
+        self.phones: set[str] = set()
+        self.emails: set[str] = set()
+        self.catalogue: list[tuple[int | None, tuple]] = []
+        self.converted: list[dict] = []
+        self.plans: list[_Customer] = []
+        self.contracts: list[tuple[Record, _Customer, date]] = []
+        self.won_by_rep: Counter[int] = Counter()
+
+    def count(self, entity_key: str) -> int:
+        return max(1, round(TARGETS[entity_key] * self.scale))
+
+    def moment(self, day: date | datetime, *, hour: int | None = None) -> datetime:
+        """A working-hours moment (UTC) on ``day``."""
+        day = day.date() if isinstance(day, datetime) else day
+        return datetime.combine(day, time(hour if hour is not None else self.rng.randint(1, 10),
+                                          self.rng.choice([0, 15, 30, 45])), tzinfo=UTC)
+
+    def between(self, start: datetime, end: datetime) -> datetime:
+        span = max((end - start).total_seconds(), 60)
+        return start + timedelta(seconds=self.rng.uniform(0, span))
+
+    # products ---------------------------------------------------------------------------------
+
+    def products(self) -> None:
+        for row in CATALOGUE:
+            code, zh, en, line, unit, price, _ = row
+            record = None
+            if self.out.has("product"):
+                record = self.out.create("product", {
+                    "name": f"{zh} / {en}", "code": code, "line": line, "unit": unit, "price": f"{price}.00",
+                    "active": True, "description": f"{en}, priced per {unit}."}, self.year_ago - timedelta(days=30))
+            self.catalogue.append((record.id if record else None, row))
+
+    # leads ------------------------------------------------------------------------------------
+
+    def leads(self) -> None:
+        total = self.count("lead")
+        outcomes = (["converted"] * round(total * CONVERTED) + ["disqualified"] * round(total * DISQUALIFIED)
+                    + ["pool"] * round(total * POOL))
+        outcomes += ["open"] * (total - len(outcomes))
+        self.rng.shuffle(outcomes)
+        for outcome in outcomes[:total]:
+            self.lead(outcome)
+
+    def lead(self, outcome: str) -> None:
+        rng = self.rng
+        chinese = rng.random() < 0.7
+        firm = company(rng, chinese, self.names)
+        person, handle, wechat = contact_person(rng, chinese)
+        is_company = outcome == "converted" or rng.random() < 0.75
+        owner = self.out.staff.rep_for(rng, firm["region"])
+        created = self.moment(self.today - timedelta(days=rng.randint(2, 360)))
+        age = (self.now - created).days
+        values = {
+            "name": firm["name"] if is_company else person, "contact_name": person,
+            "phone": unique_mobile(rng, chinese, self.phones), "email": unique_email(rng, handle, firm, self.emails),
+            "wechat": wechat, "source": rng.choice(LEAD_SOURCES), "region": firm["region"],
+            "industry": firm["industry"], "score": rng.randint(35, 95) if outcome == "converted" else rng.randint(5, 80),
+            "status": "new", "owner": owner.id,
+        }
+        if not self.out.has("lead"):
+            return
+        record = self.out.create("lead", values, created)
+        stages = {"converted": ["contacted", "qualified"], "disqualified": rng.choice([[], ["contacted"]]),
+                  "pool": rng.choice([[], ["contacted"]]),
+                  "open": rng.choice([[], ["contacted"], ["contacted"], ["contacted", "qualified"]])}[outcome]
+        end = min(created + timedelta(days=rng.randint(5, 40)), self.now - timedelta(hours=2))
+        times = sorted(self.between(created, end) for _ in stages)
+        if outcome == "disqualified":
+            stages, times = [*stages, "disqualified"], [*times, end]
+        self.out.walk(record, "status", list(zip(stages, times, strict=True)),
+                      values={"disqualified": {"notes": rng.choice(DISQUALIFY_NOTES)}})
+        if stages:
+            self.lead_follow_ups(record, owner, chinese, created, end)
+        if outcome == "pool":
+            returned = self.between(end, self.now - timedelta(hours=1))
+            self.out.update(record, {"owner": None, "returned_at": returned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                     "return_reason": rng.choice(RETURN_REASONS)}, returned)
+        elif outcome == "open":
+            # Some next contacts are already overdue; old untouched leads have none.
+            if age < 120 or rng.random() < 0.3:
+                self.out.update(record, {"next_follow_up": (self.today + timedelta(days=rng.randint(-10, 14)))
+                                         .isoformat()}, end)
         else:
-            first = rng.choice(EN_FIRST)
-            trade, industry = rng.choice(EN_TRADES)
-            suffix = rng.choice(EN_SUFFIXES) if attempt < 500 else f"{rng.randint(2, 99)}"
-            short = first
-            name = f"{first} {trade}" if rng.random() < 0.3 else f"{first} {trade} {suffix}"
-            place, region, pattern = rng.choice(EN_PLACES)
-            province = place
-            domain = f"{first.lower().replace(' ', '')}{trade.lower()}.com"
-            phone = "".join(str(rng.randint(0, 9)) if c == "#" else c for c in pattern)
-            address = f"{rng.randint(1, 300)} {rng.choice(EN_STREETS)}, {place}"
-        if name not in used:
-            used.add(name)
-            return {"name": name, "short": short, "industry": industry, "region": region, "province": province,
-                    "domain": domain, "phone": phone, "address": address}
-    raise FormloomError("Too many demo customers asked for: company names ran out.")
+            convert_at = end + timedelta(days=rng.randint(1, 10)) if outcome == "converted" else None
+            if convert_at is not None:
+                convert_at = min(convert_at, self.now - timedelta(hours=1))
+                self.converted.append({"record": record, "company": firm, "owner": owner, "chinese": chinese,
+                                       "at": convert_at, "source": values["source"]})
+
+    def lead_follow_ups(self, lead: Record, owner: User, chinese: bool, start: datetime, end: datetime) -> None:
+        if not self.out.has("follow_up"):
+            return
+        for _ in range(self.rng.choice([0, 1, 1, 2])):
+            method = self.rng.choice(["call", "wechat", "email"])
+            self.follow_up({"lead": lead.id, "method": method}, owner, chinese, self.between(start, end))
+
+    def follow_up(self, values: dict, by: User, chinese: bool, at: datetime, next_date: date | None = None) -> None:
+        rng = self.rng
+        method = values["method"]
+        self.out.create("follow_up", {
+            **values, "subject": rng.choice(FOLLOW_UPS[method])[0 if chinese else 1],
+            "happened_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "summary": rng.choice(SUMMARIES)[0 if chinese else 1],
+            "next_step": rng.choice(NEXT_STEPS)[0 if chinese else 1] if next_date else None,
+            "next_follow_up": next_date.isoformat() if next_date else None, "by": by.id}, at)
+
+    # customers --------------------------------------------------------------------------------
+
+    def plan_customers(self) -> None:
+        """Who the customers are, and every deal each will have (so tiers are known up front)."""
+        rng = self.rng
+        total = self.count("customer")
+        for lead in self.converted[:total]:
+            self.plans.append(_Customer(lead["company"], lead["owner"], lead["chinese"], lead["at"],
+                                        lead=lead["record"], lead_plan=lead))
+        while len(self.plans) < total:
+            chinese = rng.random() < 0.65
+            firm = company(rng, chinese, self.names)
+            created = self.moment(self.today - timedelta(days=rng.randint(380, 1100)))
+            self.plans.append(_Customer(firm, self.out.staff.rep_for(rng, firm["region"]), chinese, created))
+        for plan in self.plans:
+            if plan.lead is not None:  # the deal the lead turned into starts on its conversion day
+                plan.deals.append(self.plan_deal(plan, plan.created, plan.lead_plan["source"]))
+        weights = [1 if p.lead is not None else 3 for p in self.plans]
+        for _ in range(self.count("opportunity") - sum(len(p.deals) for p in self.plans)):
+            plan = rng.choices(self.plans, weights=weights)[0]
+            start = self.moment(self.today - timedelta(days=rng.randint(3, 365)))
+            start = max(start, plan.created + timedelta(days=1))
+            if start >= self.now - timedelta(hours=12):
+                start = self.now - timedelta(days=1)
+            plan.deals.append(self.plan_deal(plan, start, rng.choice(["existing_customer", "referral", "website"])))
+
+    def plan_deal(self, plan: _Customer, start: datetime, source: str) -> dict:
+        """One opportunity: its lines, its price and the stages it went through, at which moments."""
+        rng = self.rng
+        age = (self.now - start).days
+        won, lost = (0.45, 0.35) if age > 120 else (0.3, 0.2) if age > 45 else (0.08, 0.07)
+        outcome = rng.choices(["won", "lost", "open"], weights=[won, lost, 1 - won - lost])[0]
+        line = rng.choices(["software", "services", "hardware"], weights=[5, 3, 2])[0]
+        picks = [row for row in self.catalogue if row[1][3] == line]
+        chosen = rng.sample(picks, rng.randint(1, min(2, len(picks))))
+        extra = rng.sample([r for r in self.catalogue if r[1][3] != line], rng.randint(0, 2))
+        lines = []
+        for product_id, (_, zh, en, _, unit, price, kind) in chosen + extra:
+            low, high = QUANTITIES[unit]
+            lines.append({"product": product_id, "description": zh if plan.chinese else en,
+                          "qty": rng.randint(low, high), "unit_price": f"{price}.00", "kind": kind})
+        if outcome == "open":
+            reached = min(len(OPEN_STAGES) - 1, int(rng.random() * min(5, 1 + age / 20)))
+            path = FUNNEL[1:reached + 1]
+            end = self.now - timedelta(hours=rng.randint(2, 72))
+        else:
+            path = FUNNEL[1:] if outcome == "won" else [*FUNNEL[1:rng.randint(1, 5)], "lost"]
+            end = min(start + timedelta(days=rng.randint(15, 110)), self.now - timedelta(hours=6))
+        times = sorted(self.between(start + timedelta(hours=1), end) for _ in path)
+        # Discounts above 20 % need a manager's approval: about one deal in eight asks, and half the
+        # recent ones still at Proposal wait for the decision today.
+        big = 0.5 if outcome == "open" and path[-1:] == ["proposal"] and age < 90 else 0.12
+        discount = rng.choice([22, 25, 30]) if rng.random() < big else rng.choice([0, 0, 5, 8, 10, 12, 15])
+        subtotal = sum(Decimal(x["unit_price"]) * x["qty"] for x in lines)
+        amount = (subtotal * (100 - discount) / 100).quantize(Decimal("0.01"))
+        closed_on = times[-1].date() if outcome != "open" else None
+        products = list(dict.fromkeys(x["kind"] for x in lines))
+        zh, en = DEAL_NAMES[products[0]]
+        return {"start": start, "path": list(zip(path, times, strict=True)), "outcome": outcome, "line": line,
+                "lines": lines, "discount": discount, "amount": amount, "closed_on": closed_on, "source": source,
+                "products": products, "name": f"{plan.company['short']}{zh}" if plan.chinese
+                else f"{plan.company['short']} – {en}",
+                "expected_close": closed_on or self.today + timedelta(days=rng.randint(7, 150)),
+                "pending": big == 0.5 and discount > 20}
+
+    def customers(self) -> None:
+        for plan in self.plans:
+            won = sum((d["amount"] for d in plan.deals if d["outcome"] == "won"
+                       and d["closed_on"] > self.year_ago.date()), Decimal(0))
+            firm, rng = plan.company, self.rng
+            plan.record = self.out.create("customer", {
+                "name": firm["name"], "industry": firm["industry"], "region": firm["region"],
+                "tier": "a" if won >= TIER_A else "b" if won >= TIER_B else "c",
+                "won_amount_12m": f"{won:.2f}", "province": firm["province"], "address": firm["address"],
+                "phone": firm["phone"], "email": f"info@{firm['domain']}", "website": f"https://www.{firm['domain']}/",
+                "owner": plan.owner.id, "credit_terms": rng.choice(["prepaid", "net_30", "net_30", "net_60", "net_90"]),
+                "lead": plan.lead.id if plan.lead is not None else None,
+                "notes": rng.choice([None, None, "年度框架协议客户，付款及时。" if plan.chinese
+                                     else "Framework agreement; pays on time."]),
+            }, plan.created)
+            for _ in range(rng.randint(1, 3)):
+                plan.contacts.append(self.contact(plan))
+
+    def contact(self, plan: _Customer) -> int:
+        person, handle, wechat = contact_person(self.rng, plan.chinese)
+        title_zh, title_en, role = self.rng.choice(TITLES)
+        return self.out.create("contact", {
+            "name": person, "customer": plan.record.id, "title": title_zh if plan.chinese else title_en,
+            "decision_role": role, "phone": unique_mobile(self.rng, plan.chinese, self.phones),
+            "email": f"{handle}@{plan.company['domain']}", "wechat": wechat}, plan.created).id
+
+    # opportunities and what follows a won deal ---------------------------------------------------
+
+    def opportunities(self) -> None:
+        for plan in self.plans:
+            for deal in plan.deals:
+                self.opportunity(plan, deal)
+
+    def opportunity(self, plan: _Customer, deal: dict) -> None:
+        rng, out = self.rng, self.out
+        stage = deal["path"][-1][0] if deal["path"] else "lead"
+        record = out.create("opportunity", {
+            "name": deal["name"], "customer": plan.record.id, "contact": rng.choice(plan.contacts),
+            "amount": f"{deal['amount']:.2f}", "stage": "lead", "probability": str(PROBABILITY[stage]),
+            "discount": str(deal["discount"]), "expected_close": deal["expected_close"].isoformat(),
+            "source": deal["source"], "products": deal["products"], "owner": plan.owner.id,
+            "lead": plan.lead.id if plan.lead is not None and deal["start"] == plan.created else None,
+            "product_line": deal["line"],
+        }, deal["start"])
+        reason = rng.choice(LOST_REASONS)[0 if plan.chinese else 1]
+        closing = {"closed_on": deal["closed_on"].isoformat() if deal["closed_on"] else None}
+        # The probability is where the deal stands today from the start (a save per stage would
+        # double the writes of the load).
+        values = {"won": closing, "lost": {**closing, "lost_reason": reason}}
+        out.walk(record, "stage", deal["path"], values=values, leave_pending=deal["pending"])
+        if deal["pending"]:  # the discount waits for a manager; the deal asks to move on
+            out.walk(record, "stage", [("negotiation", self.now - timedelta(hours=rng.randint(2, 48)))],
+                     leave_pending=True)
+        if plan.lead is not None and record.data.get("lead") == plan.lead.id:
+            out.walk(plan.lead, "status", [("converted", deal["start"])],
+                     values={"converted": {"customer": plan.record.id, "opportunity": record.id}})
+        self.deal_follow_ups(plan, deal, record, stage)
+        times = dict(deal["path"])
+        if "proposal" in times and out.has("quotation"):
+            quotation = self.quotation(plan, deal, record, times, stage)
+            if "contract" in times and out.has("contract"):
+                self.contract(plan, deal, record, quotation, times)
+        if deal["outcome"] == "won" and deal["closed_on"] > self.year_ago.date():
+            self.won_by_rep[plan.owner.id] += deal["amount"]
+
+    def deal_follow_ups(self, plan: _Customer, deal: dict, record: Record, stage: str) -> None:
+        if not self.out.has("follow_up"):
+            return
+        rng = self.rng
+        end = deal["path"][-1][1] if deal["outcome"] != "open" else self.now - timedelta(hours=1)
+        count = max(1, round(rng.randint(1, 3) * ACTIVITY.get(plan.owner.username, 1.0)))
+        moments = sorted(self.between(deal["start"], end) for _ in range(count))
+        for i, at in enumerate(moments):
+            last_open = i == count - 1 and deal["outcome"] == "open"
+            next_date = self.today + timedelta(days=rng.randint(-5, 21)) if last_open else None
+            self.follow_up({"customer": plan.record.id, "opportunity": record.id, "contact": rng.choice(plan.contacts),
+                            "method": rng.choice(list(FOLLOW_UPS))}, plan.owner, plan.chinese, at, next_date)
+
+    def quotation(self, plan: _Customer, deal: dict, record: Record, times: dict, stage: str) -> Record:
+        rng = self.rng
+        created = times["proposal"] + timedelta(hours=2)
+        quote = self.out.create("quotation", {
+            "opportunity": record.id, "customer": plan.record.id, "owner": plan.owner.id, "status": "draft",
+            "lines": [{k: v for k, v in x.items() if k != "kind" and v is not None} for x in deal["lines"]],
+            "discount": str(deal["discount"]), "valid_until": (created.date() + timedelta(days=30)).isoformat(),
+        }, created)
+        sent = created + timedelta(hours=rng.randint(2, 30))
+        if deal["pending"]:
+            self.out.walk(quote, "status", [("sent", min(sent, self.now - timedelta(hours=1)))], leave_pending=True)
+            return quote
+        steps = [("sent", sent)]
+        if "contract" in times:
+            steps.append(("accepted", max(times["contract"] - timedelta(hours=4), sent + timedelta(hours=1))))
+        elif deal["outcome"] == "lost":
+            steps.append((rng.choice(["rejected", "rejected", "expired"]), deal["path"][-1][1]))
+        self.out.walk(quote, "status", [(s, min(at, self.now - timedelta(minutes=30))) for s, at in steps])
+        return quote
+
+    def contract(self, plan: _Customer, deal: dict, record: Record, quotation: Record, times: dict) -> None:
+        rng = self.rng
+        created = times["contract"] + timedelta(hours=1)
+        signed = times.get("won")
+        start = (signed or self.now).date() + timedelta(days=rng.randint(3, 20))
+        months = 12 if deal["line"] == "software" or "support" in deal["products"] else rng.choice([3, 6, 9, 12])
+        end = start + timedelta(days=round(months * 30.4))
+        contract = self.out.create("contract", {
+            "name": deal["name"], "customer": plan.record.id, "opportunity": record.id, "quotation": quotation.id,
+            "owner": plan.owner.id, "amount": f"{deal['amount']:.2f}", "product_line": deal["line"], "status": "draft",
+            "start_date": start.isoformat(), "end_date": end.isoformat(),
+        }, created)
+        review = min(created + timedelta(hours=rng.randint(2, 20)), self.now - timedelta(hours=1))
+        if signed is None:  # still being signed: the customer signed, the approval is waiting
+            sign = {"signed_on": review.date().isoformat(), "signature": self.out.signature(rng)}
+            if deal["outcome"] == "open" and sign["signature"]:
+                self.out.walk(contract, "status", [("approval", review)])
+                self.out.walk(contract, "status", [("signed", review + timedelta(minutes=20))],
+                              values={"signed": sign}, leave_pending=True)
+            return
+        signature = self.out.signature(rng)
+        if signature is None:
+            self.out.walk(contract, "status", [("approval", review)])
+            return
+        steps = [("approval", min(review, signed - timedelta(hours=4))), ("signed", signed - timedelta(hours=1))]
+        start_at = self.moment(start, hour=1)
+        if start_at < self.now:
+            steps.append(("executing", start_at))
+            if end < self.today:
+                steps.append(("completed", self.moment(end, hour=9)))
+        self.out.walk(contract, "status", steps,
+                      values={"signed": {"signed_on": signed.date().isoformat(), "signature": signature}})
+        self.contracts.append((contract, plan, start))
+        self.payments(contract, plan, deal, signed.date(), end)
+
+    def payments(self, contract: Record, plan: _Customer, deal: dict, signed: date, end: date) -> None:
+        if not self.out.has("payment"):
+            return
+        rng = self.rng
+        count = rng.randint(2, 4)
+        shares = [rng.randint(2, 5) for _ in range(count)]
+        amounts = [(deal["amount"] * s / sum(shares)).quantize(Decimal("0.01")) for s in shares]
+        amounts[-1] = deal["amount"] - sum(amounts[:-1])
+        first, last = signed + timedelta(days=10), max(end, signed + timedelta(days=40))
+        for n, amount in enumerate(amounts, start=1):
+            due = first + (last - first) * (n - 1) / max(count - 1, 1)
+            values = {"name": f"{contract.title} · {n}/{count}", "contract": contract.id, "customer": plan.record.id,
+                      "owner": plan.owner.id, "installment": n, "due_date": due.isoformat(),
+                      "amount_due": f"{amount:.2f}", "status": "planned"}
+            if due < self.today:
+                paid_on = min(due + timedelta(days=rng.randint(-5, 25)), self.today - timedelta(days=1))
+                status = rng.choices(["received", "partly_received", "overdue"], weights=[76, 9, 15])[0]
+                share = {"received": Decimal(1), "partly_received": Decimal("0.5"), "overdue": Decimal(0)}[status]
+                values.update(status=status)
+                if status != "overdue":
+                    values.update(received_on=paid_on.isoformat(), amount_received=f"{amount * share:.2f}")
+            self.out.create("payment", values, self.moment(signed))
+
+    # after sales and targets ------------------------------------------------------------------
+
+    def tickets(self) -> None:
+        if not self.out.has("ticket") or not self.contracts:
+            return
+        rng = self.rng
+        for _ in range(self.count("ticket")):
+            contract, plan, start = rng.choice(self.contracts)
+            opened = self.between(self.moment(start), self.now - timedelta(hours=1))
+            kind = rng.choices(list(TICKETS), weights=[2, 5, 3, 1, 2])[0]
+            priority = rng.choices(list(SLA_HOURS), weights=[1, 3, 5, 2])[0]
+            record = self.out.create("ticket", {
+                "subject": rng.choice(TICKETS[kind])[0 if plan.chinese else 1], "customer": plan.record.id,
+                "contract": contract.id, "kind": kind, "priority": priority,
+                "opened_at": opened.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "sla_due": (opened + timedelta(hours=SLA_HOURS[priority])).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "status": "open", "owner": plan.owner.id}, opened)
+            age_hours = (self.now - opened).total_seconds() / 3600
+            late = rng.random() < 0.2  # one in five misses its SLA
+            resolve = opened + timedelta(hours=SLA_HOURS[priority] * rng.uniform(1.1, 3) if late
+                                         else SLA_HOURS[priority] * rng.uniform(0.1, 0.9))
+            steps = [("in_progress", opened + (resolve - opened) / 4)]
+            if resolve < self.now:
+                steps.append(("resolved", resolve))
+                closed = resolve + timedelta(days=rng.randint(1, 5))
+                if closed < self.now and age_hours > 24 * 7:
+                    steps.append(("closed", closed))
+            elif rng.random() < 0.4:
+                steps = []
+            resolution = rng.choice(RESOLUTIONS)[0 if plan.chinese else 1]
+            self.out.walk(record, "status", steps, values={
+                "resolved": {"resolution": resolution},
+                "closed": {"satisfaction": rng.choices([5, 4, 3, 2], weights=[5, 4, 2, 1])[0]}})
+
+    def targets(self) -> None:
+        if not self.out.has("target"):
+            return
+        year, staff = self.today.year, self.out.staff
+        seasons = [Decimal("0.2"), Decimal("0.25"), Decimal("0.25"), Decimal("0.3")]
+        start = self.moment(date(year, 1, 1) - timedelta(days=10), hour=2)
+        by_team: dict[str, Decimal] = {}
+        for rep in staff.reps:
+            # Roughly what they won in the last twelve months, plus a tenth.
+            yearly = max(Decimal(self.won_by_rep[rep.id]) * Decimal("1.1"), Decimal(300000) * Decimal(self.scale))
+            yearly = (yearly / 10000).quantize(Decimal(1)) * 10000
+            team = staff.team_of[rep.id]
+            by_team[team] = by_team.get(team, Decimal(0)) + yearly
+            self.period_targets(year, seasons, yearly, {"rep": rep.id}, rep.display_name, start)
+        for team, yearly in by_team.items():
+            self.period_targets(year, seasons, yearly, {"team": TEAMS[team][0]}, TEAMS[team][0], start)
+
+    def period_targets(self, year: int, seasons: list[Decimal], yearly: Decimal, who: dict, name: str,
+                       at: datetime) -> None:
+        self.out.create("target", {"name": f"{year} · {name}", "period_type": "year", "year": year,
+                                   "amount": f"{yearly:.2f}", **who}, at)
+        for quarter, share in enumerate(seasons, start=1):
+            amount = (yearly * share).quantize(Decimal("0.01"))
+            self.out.create("target", {"name": f"{year} Q{quarter} · {name}", "period_type": "quarter", "year": year,
+                                       "quarter": quarter, "amount": f"{amount:.2f}", **who}, at)
+            for month in range(quarter * 3 - 2, quarter * 3 + 1):
+                self.out.create("target", {
+                    "name": f"{year}-{month:02d} · {name}", "period_type": "month", "year": year,
+                    "quarter": quarter, "month": month, "amount": f"{amount / 3:.2f}", **who}, at)
 
 
-def _contact(rng: random.Random, maker: _Maker, company: dict, customer_id: int,
-             chinese: bool) -> tuple[int, str]:
-    title_zh, title_en, role = rng.choice(TITLES)
-    if chinese:
-        (surname, surname_py), (given, given_py) = rng.choice(SURNAMES), rng.choice(GIVEN)
-        name, handle = f"{surname}{given}", f"{given_py}.{surname_py}"
-        wechat = f"{surname_py}{given_py}{rng.randint(10, 9999)}"
-        phone = f"+86 1{rng.choice([35, 38, 39, 58, 86, 88])}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
-        title = title_zh
-    else:
-        given, family = rng.choice(EN_GIVEN), rng.choice(EN_FAMILY)
-        name = f"{given} {family}"
-        handle = f"{given}.{family}".lower().replace("ü", "ue")
-        wechat = rng.choice([None, f"{handle.replace('.', '_')}{rng.randint(1, 99)}"])
-        phone = company["phone"][:-4] + f"{rng.randint(1000, 9999)}"
-        title = title_en
-    contact_id = maker.create("contact", {
-        "name": name, "customer": customer_id, "title": title, "decision_role": role,
-        "phone": phone, "email": f"{handle}@{company['domain']}", "wechat": wechat,
-    })
-    return contact_id, name
-
-
-FUNNEL = ["lead", "needs_analysis", "proposal", "negotiation", "contract", "won"]
-
-
-def _opportunity(rng: random.Random, maker: _Maker, company: dict, customer_id: int,
-                 contacts: list[tuple[int, str]], owner: User, chinese: bool,
-                 today: date) -> tuple[int, str, date | None]:
-    """One opportunity, walked through the sales pipeline from its first day to its stage today.
-
-    Every move goes through the pipeline (gates, checklists, approvals) on a controlled clock, so
-    the stage history, time in stage and conversion figures are those of a real team. Returns its
-    id, its stage and, when won or lost, the day it closed.
-    """
-    stage, probability = _weighted_stage(rng)
-    products = rng.sample(PRODUCTS, rng.randint(1, 3))
-    zh, en = DEAL_NAMES[products[0]]
-    name = f"{company['short']}{zh}" if chinese else f"{company['short']} – {en}"
-    amount = rng.randint(20, 1500) * 1000 + rng.choice([0, 0, 0, 500, 800])
-    path = _path_to(rng, stage)
-    steps = [timedelta(days=rng.randint(2, 16), hours=rng.randint(0, 7)) for _ in path]
-    first = datetime.combine(today, time(9, rng.choice([0, 15, 30])), tzinfo=UTC) - sum(steps, timedelta()) \
-        - timedelta(days=rng.randint(1, 20))
-    closed_on = (first + sum(steps, timedelta())).date() if stage not in OPEN_STAGES else None
-    expected_close = closed_on or today + timedelta(days=rng.randint(7, 150))
-    # Discounts above 20% wait for a sales manager's approval: a few deals ask for it today.
-    wants_approval = stage == "proposal" and maker.can_approve and rng.random() < 0.5
-    discount = rng.choice([25, 30]) if wants_approval else rng.choice([0, 0, 5, 10, 15])
-    lost_reason = rng.choice(LOST_REASONS)[0 if chinese else 1] if stage == "lost" else None
-    opportunity_id = maker.create("opportunity", {
-        "name": name, "customer": customer_id, "contact": rng.choice(contacts)[0],
-        "amount": f"{amount}.00", "stage": "lead", "probability": str(probability), "discount": str(discount),
-        "expected_close": expected_close.isoformat(), "source": rng.choice(SOURCES),
-        "products": products, "owner": owner.id, "lost_reason": lost_reason,
-    }, at=first)
-    moment = first
-    for target, step in zip(path, steps):
-        moment += step
-        maker.move("opportunity", opportunity_id, target, moment)
-    if wants_approval:
-        maker.move("opportunity", opportunity_id, "negotiation", moment + timedelta(hours=2))
-    return opportunity_id, stage, closed_on
-
-
-def _path_to(rng: random.Random, stage: str) -> list[str]:
-    """The stages a deal passed through after Lead capture to reach ``stage``."""
-    if stage == "lost":
-        return [*FUNNEL[1:rng.randint(1, 5)], "lost"]
-    return FUNNEL[1:FUNNEL.index(stage) + 1]
-
-
-def _follow_ups(rng: random.Random, maker: _Maker, customer_id: int, opportunity_id: int, stage: str,
-                contacts: list[tuple[int, str]], people: list[User], chinese: bool, until: date,
-                count: int) -> None:
-    """``count`` follow-ups of one opportunity, on days before ``until`` (today, or its close)."""
-    days_ago = sorted(rng.sample(range(1, 150), count), reverse=True)
-    for i, ago in enumerate(days_ago):
-        method = rng.choice(list(FOLLOW_UPS))
-        subject = rng.choice(FOLLOW_UPS[method])[0 if chinese else 1]
-        moment = datetime.combine(until - timedelta(days=ago),
-                                  time(rng.randint(9, 17), rng.choice([0, 15, 30, 45])), tzinfo=UTC)
-        last = i == len(days_ago) - 1
-        next_step, next_date = None, None
-        if last and stage in OPEN_STAGES:
-            next_step = rng.choice(NEXT_STEPS)[0 if chinese else 1]
-            next_date = (until + timedelta(days=rng.randint(-3, 21))).isoformat()  # some are overdue
-        maker.create("follow_up", {
-            "subject": subject, "customer": customer_id, "opportunity": opportunity_id,
-            "contact": rng.choice(contacts)[0], "method": method,
-            "happened_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "summary": rng.choice(SUMMARIES)[0 if chinese else 1],
-            "next_step": next_step, "next_follow_up": next_date, "by": rng.choice(people).id,
-        })
-
-
-__all__ = ["load_demo_data"]
+__all__ = ["STAFF", "TARGETS", "TEAMS", "ensure_staff", "load_demo_data"]
