@@ -27,7 +27,20 @@ def expected(session, user: User, app: App, dashboard: str, widget_key: str, fil
     widget = next(w for w in body["widgets"] if w["key"] == widget_key)
     calc = _Calc(session, user, app, widget, filters, today)
     metric = (widget.get("metric") or {}).get("name")
-    return getattr(calc, metric or "measure")()
+    rows = getattr(calc, metric or "measure")()
+    return _limited(widget, rows) if widget.get("limit") and not metric else rows
+
+
+def _limited(widget: Mapping, rows: dict) -> dict:
+    """A widget's ``limit`` keeps the latest dates, the first options, or else the largest values."""
+    group_by = widget.get("group_by") or {}
+    limit = int(widget["limit"])
+    if group_by.get("bucket"):
+        keys = sorted(rows)[-limit:]
+    else:
+        first = lambda key: next(iter(rows[key].values()), None) or 0  # noqa: E731
+        keys = sorted(rows, key=lambda key: (-first(key), key))[:limit]
+    return {key: rows[key] for key in keys}
 
 
 def _team_members(session) -> dict[int, set[int]]:

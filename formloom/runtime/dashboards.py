@@ -429,7 +429,10 @@ def bucket_label(key: str, bucket: str, locale: str) -> str:
     return f"{key}周" if zh else key  # a week is named by its Monday
 
 
-def ordered(grouping: Grouping, rows: list[tuple[str, list[float | None]]], limit: int) -> list[tuple[str, list]]:
+def ordered(grouping: Grouping, rows: list[tuple[str, list[float | None]]],
+            limit: int | None) -> list[tuple[str, list]]:
+    """Rows in option, time or value order. A time series keeps its whole period unless the widget
+    sets a ``limit``, and then its latest rows; other groupings keep their first ``limit`` rows."""
     if grouping.order == "options":
         rank = {k: i for i, k in enumerate(grouping.options)}
         rows.sort(key=lambda r: (rank.get(r[0], len(rank)), r[0]))
@@ -437,7 +440,8 @@ def ordered(grouping: Grouping, rows: list[tuple[str, list[float | None]]], limi
         rows.sort(key=lambda r: (-(r[1][0] or 0), r[0]))
     else:
         rows.sort(key=lambda r: (r[0] == NONE_KEY, r[0]))
-    return rows[:limit]
+        return rows[-limit:] if limit else rows
+    return rows[:limit or DEFAULT_LIMIT]
 
 
 # --- generic widgets --------------------------------------------------------------------------------
@@ -494,7 +498,7 @@ def grouped(ctx: Context, widget: Mapping, aggregates: list[Aggregate], where: l
         raw.append(("" if row[0] is None else str(row[0]), [values[a.series.key] for a in aggregates]))
     if group.expr is None and not raw:
         raw = [(NONE_KEY, [0.0 if a.expr is not None else None for a in aggregates])]
-    kept = ordered(group, raw, int(widget.get("limit") or DEFAULT_LIMIT))
+    kept = ordered(group, raw, int(widget["limit"]) if widget.get("limit") else None)
     labels = group.labels([k for k, _ in kept])
     out = []
     for key, values in kept:

@@ -235,7 +235,7 @@ def _target_where(ctx: Context, widget: Mapping) -> list[ColumnElement]:
         where.append(rep == _user_text(ctx, ctx.filters.rep_id))
     if ctx.filters.team_id is not None:
         members = team_members()
-        ids = [str(i) for i in ctx.session.scalars(select(members.c.user_id).where(
+        ids = [_user_text(ctx, i) for i in ctx.session.scalars(select(members.c.user_id).where(
             members.c.team_id == ctx.filters.team_id))]
         where.append(or_(rep.in_(ids) if ids else false(), team.in_(_team_words(ctx, ctx.filters.team_id))))
     return where
