@@ -224,6 +224,8 @@ class _Calc:
             start = date(int(data["year"]), int(first), 1)
             if period.start is not None and not (period.start <= start < period.end):
                 continue
+            if not self._target_in_view(data):
+                continue
             if self.filters.rep_id is not None and data.get("rep") != self.filters.rep_id:
                 continue
             if self.filters.team_id is not None:
@@ -242,6 +244,19 @@ class _Calc:
             out[key] = {"target": goal, "actual": actual.get(key, 0.0),
                         "attainment": actual.get(key, 0.0) / goal if goal else None}
         return out
+
+    def _target_in_view(self, data: Mapping) -> bool:
+        """A viewer of their own deals sees their own targets; of their team's, the team's people and teams."""
+        scope = self.rules.grant(self.widget["entity"], access.RecordAction.READ).scope
+        if scope is None or scope is access.Scope.ALL:
+            return True
+        me = self.user.id
+        if scope is access.Scope.OWN:
+            return data.get("rep") == me
+        mine = [team for team in self.session.scalars(select(Team))
+                if team.manager_id == me or me in self.teams.get(team.id, set())]
+        people = {me} | {person for team in mine for person in self.teams.get(team.id, set())}
+        return data.get("rep") in people or data.get("team") in {w for t in mine for w in (t.name, t.key)}
 
     def _won_by_customer(self, period=None) -> Counter:
         field = self.widget["metric"].get("customer_field", "customer")

@@ -72,7 +72,7 @@ def form_post(client, url: str, data: dict):
 
 
 def test_one_customer_from_lead_to_commission(app, client, db, admin, team):
-    crm, li, boss = team
+    _crm, li, boss = team
     integration, rep, manager = bearer(db, admin), bearer(db, li), bearer(db, boss)
     today = datetime.now(SHANGHAI).date()
 
@@ -173,7 +173,7 @@ def test_one_customer_from_lead_to_commission(app, client, db, admin, team):
         "start_date": today.isoformat(), "end_date": (today + timedelta(days=365)).isoformat()})
     assert re.fullmatch(r"HT-\d{4}-\d{4}", contract["title"])
     move(client, rep, "contract", contract["id"], "approval")
-    scan = ok(client.post(f"/api/v1/apps/crm/files", data={
+    scan = ok(client.post("/api/v1/apps/crm/files", data={
         "file": (io.BytesIO(b"%PDF-1.4\n% signed contract\n"), "contract-signed.pdf")},
         content_type="multipart/form-data", headers=rep), 201)
     current = fresh(db, contract["id"])

@@ -17,7 +17,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from formloom.platform.db import json_value
 from formloom.platform.models import Record, StageVisit, Team
 from formloom.runtime import catalog
-from formloom.runtime.access import RecordAction
+from formloom.runtime.access import RecordAction, Scope
 from formloom.runtime.dashboards import (
     Aggregate,
     Cell,
@@ -231,6 +231,7 @@ def _target_where(ctx: Context, widget: Mapping) -> list[ColumnElement]:
         where.append(month_index >= period.start.year * 12 + period.start.month - 1)
     if period.end is not None:
         where.append(month_index < period.end.year * 12 + period.end.month - 1)
+    where.extend(_targets_in_view(ctx, widget, rep, team))
     if ctx.filters.rep_id is not None:
         where.append(rep == _user_text(ctx, ctx.filters.rep_id))
     if ctx.filters.team_id is not None:
@@ -239,6 +240,24 @@ def _target_where(ctx: Context, widget: Mapping) -> list[ColumnElement]:
             members.c.team_id == ctx.filters.team_id))]
         where.append(or_(rep.in_(ids) if ids else false(), team.in_(_team_words(ctx, ctx.filters.team_id))))
     return where
+
+
+def _targets_in_view(ctx: Context, widget: Mapping, rep: ColumnElement, team: ColumnElement) -> list[ColumnElement]:
+    """Only the targets of people whose results the viewer sees: a viewer who reads their own deals
+    sees their own targets; one who reads their team's sees the team's people and teams. (A target
+    without its actual beside it would read as nothing achieved.)"""
+    scope = ctx.rules.grant(widget["entity"], RecordAction.READ).scope
+    if scope is None or scope is Scope.ALL:
+        return []
+    if scope is Scope.OWN:
+        return [rep == _user_text(ctx, ctx.user.id)]
+    members = team_members()
+    teams = ctx.session.scalars(select(Team).where(or_(
+        Team.manager_id == ctx.user.id,
+        Team.id.in_(select(members.c.team_id).where(members.c.user_id == ctx.user.id))))).all()
+    words = [w for t in teams for w in (t.name, t.key)]
+    people = [_user_text(ctx, i) for i in sorted(ctx.rules.team_ids | {ctx.user.id})]
+    return [or_(rep.in_(people), team.in_(words) if words else false())]
 
 
 def _user_text(ctx: Context, user_id: int):
