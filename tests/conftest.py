@@ -157,3 +157,24 @@ def rep_headers(db, rep):
 def outsider_headers(db, outsider):
     return bearer(db, outsider)
 
+
+# --- the CRM template with a small sales team (East: reps li.wei and emma, manager zhang.min) ---
+
+@pytest.fixture
+def crm(db, admin):
+    from formloom.templates_library import install
+
+    app = install(db, admin)
+    db.commit()
+    return app
+
+
+@pytest.fixture
+def team(db, crm):
+    li, emma, boss = (make_user(db, name, display_name=name) for name in ("li.wei", "emma", "zhang.min"))
+    auth.grant_app(db, li, crm)
+    auth.grant_app(db, emma, crm)
+    auth.grant_app(db, boss, crm, role="manager")
+    auth.add_team(db, "east", "East", boss, [li, emma])
+    db.commit()
+    return li, emma, boss

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
-from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.models import Notification, Record, RuleRun
 from formloom.runtime import dispatch, pipelines, records
 from formloom.runtime.validation import Situation
-from formloom.templates_library import install
-from tests.factories import make_user
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 in Beijing
-
-
-@pytest.fixture
-def crm(db, admin):
-    app = install(db, admin)
-    db.commit()
-    return app
-
-
-@pytest.fixture
-def team(db, crm):
-    li, emma, boss = (make_user(db, name, display_name=name) for name in ("li.wei", "emma", "zhang.min"))
-    auth.grant_app(db, li, crm)
-    auth.grant_app(db, emma, crm)
-    auth.grant_app(db, boss, crm, role="manager")
-    auth.add_team(db, "east", "East", boss, [li, emma])
-    db.commit()
-    return li, emma, boss
 
 
 def at(moment):

@@ -3,38 +3,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
-from formloom.platform import auth
 from formloom.platform.auth import Cause
 from formloom.platform.models import Record, ScheduledJob
 from formloom.runtime import dispatch, records
 from formloom.runtime.validation import Situation
-from formloom.templates_library import install
 from tests.conftest import bearer
-from tests.factories import login, make_user
+from tests.factories import login
 
 NIGHT = datetime(2026, 6, 14, 18, 0, tzinfo=UTC)  # 02:00 on 15 June in Beijing (the app's time zone)
 BEIJING_DAY = date(2026, 6, 15)
-
-
-@pytest.fixture
-def crm(db, admin):
-    app = install(db, admin)
-    db.commit()
-    return app
-
-
-@pytest.fixture
-def team(db, crm):
-    li, emma, boss = (make_user(db, name, display_name=name) for name in ("li.wei", "emma", "zhang.min"))
-    auth.grant_app(db, li, crm)
-    auth.grant_app(db, emma, crm)
-    auth.grant_app(db, boss, crm, role="manager")
-    auth.add_team(db, "east", "East", boss, [li, emma])
-    db.commit()
-    return li, emma, boss
 
 
 def make(db, user, app, entity, values, now=NIGHT - timedelta(days=1)) -> Record:
