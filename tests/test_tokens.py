@@ -217,3 +217,25 @@ def test_the_command_line_names_a_wrong_scope(cli, db, rep):
 def test_an_admin_may_limit_a_token_to_admin_work(client, admin_headers):
     response = create(client, admin_headers, name="provisioning", scopes=["admin"])
     assert response.status_code == 201 and response.get_json()["scopes"] == ["admin"]
+
+
+def test_a_token_notes_its_last_use_at_most_once_a_minute(client, db, rep):
+    """Reads with a token do not write on every request (a poll during a long import on SQLite would
+    wait for the write lock); the last use is still kept to the minute."""
+    from datetime import timedelta
+
+    token, secret = auth.create_token(db, rep, "poller")
+    db.commit()
+    for _ in range(3):
+        assert client.get("/api/v1/apps", headers=bearer_of(secret)).status_code == 200
+    db.expire_all()
+    first = db.get(ApiToken, token.id).last_used_at
+    assert first is not None
+    client.get("/api/v1/apps", headers=bearer_of(secret))
+    db.expire_all()
+    assert db.get(ApiToken, token.id).last_used_at == first  # within the minute: no write
+    db.get(ApiToken, token.id).last_used_at = first - timedelta(minutes=2)
+    db.commit()
+    client.get("/api/v1/apps", headers=bearer_of(secret))
+    db.expire_all()
+    assert db.get(ApiToken, token.id).last_used_at > first - timedelta(minutes=1)

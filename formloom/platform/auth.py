@@ -233,5 +233,17 @@ def token_from_secret(session: Session, secret: str) -> ApiToken | None:
     return token
 
 
-def touch_token(token: ApiToken) -> None:
-    token.last_used_at = utcnow()
+TOKEN_TOUCH_SECONDS = 60
+
+
+def touch_token(token: ApiToken) -> bool:
+    """Note when the token was last used, at most once a minute: a write on every request would make
+    every API read wait for the database's write lock (on SQLite, behind a long import)."""
+    now = utcnow()
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    if last is not None and (now - last).total_seconds() < TOKEN_TOUCH_SECONDS:
+        return False
+    token.last_used_at = now
+    return True

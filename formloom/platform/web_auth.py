@@ -31,8 +31,8 @@ def load_identity() -> None:
     if header.startswith("Bearer "):
         token = auth.token_from_secret(db, header[7:].strip())
         if token is not None:
-            auth.touch_token(token)
-            db.commit()
+            if auth.touch_token(token):
+                db.commit()
             g.user, g.token, g.cause = token.user, token, auth.Cause.for_token(token)
             g.user.token_scopes = frozenset(token.scopes) if token.scopes is not None else None
         return
