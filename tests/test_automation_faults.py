@@ -330,7 +330,8 @@ def test_worker_killed_mid_burst_loses_and_doubles_nothing(app, db, admin, rep, 
     # The first worker runs with the default stale time (it never gets to sweep); it is killed
     # with SIGKILL at 70 %, mid-job or between jobs, its relay having queued the rest in Redis.
     first = workers.start(redis_server.url, stale_seconds=60)
-    wait_for(lambda: workers.alive(first) and tally(app, pipes.id).runs_succeeded >= 700, 120,
+    # Generous bounds: the suite runs in two processes on a small machine; these wait, they do not time.
+    wait_for(lambda: workers.alive(first) and tally(app, pipes.id).runs_succeeded >= 700, 300,
              "the first worker to finish some rule runs", interval=0.02, explain=lambda: workers.log(first))
     workers.kill(first)
     at_kill = tally(app, pipes.id)
@@ -346,7 +347,7 @@ def test_worker_killed_mid_burst_loses_and_doubles_nothing(app, db, admin, rep, 
         result = tally(app, pipes.id)
         return result.events_done == result.events and result.runs_succeeded >= 1000
 
-    wait_for(finished, 150, "the second worker to finish every event",
+    wait_for(finished, 300, "the second worker to finish every event",
              explain=lambda: f"{tally(app, pipes.id)}\n{workers.log(second)}")
     workers.stop(second)
 
@@ -384,7 +385,7 @@ def test_flushed_redis_loses_no_event(app, db, admin, rep, pipes, redis_server, 
         result = tally(app, pipes.id)
         return result.events_done == result.events and result.runs_succeeded >= 200
 
-    wait_for(finished, 60, "the worker to run every flushed event again",
+    wait_for(finished, 180, "the worker to run every flushed event again",
              explain=lambda: f"{tally(app, pipes.id)}\n{workers.log(worker)}")
     workers.stop(worker)
     assert_exactly_once(tally(app, pipes.id), deal_ids)

@@ -152,6 +152,11 @@ def test_bad_period_names_the_field(client, db, crm, people, payments):
     assert "2026-Q4" in answer.get_json()["error"]["fields"]["period"][0]
 
 
+def test_a_user_id_beyond_any_user_is_a_clear_error(client, db, crm, people, payments):
+    answer = client.get("/api/v1/apps/crm/incentives/statement?user=219859788758450", headers=bearer(db, people["li"]))
+    assert answer.status_code == 400 and "user id" in answer.get_json()["error"]["message"]
+
+
 def test_page_and_csv(client, db, crm, people, payments):
     login(client, "wang")
     page = client.get(f"/apps/crm/incentives?period={PERIOD}&lang=zh-CN")

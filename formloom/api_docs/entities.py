@@ -251,7 +251,7 @@ def _pool_paths(app: App, entity: CompiledEntity, base: str, op: str, one: dict,
         base + "/{id}/claim": {**one, "post": {
             "operationId": f"{op}.claim", "summary": f"{label}: claim a record from the public pool",
             "responses": {"200": json_response("Claimed: the record, now yours.", record),
-                          **errors(403, 404, 409)}}},
+                          **errors(400, 403, 404, 409)}}},
         base + "/{id}/return": {**one, "post": {
             "operationId": f"{op}.return", "summary": f"{label}: return a record to the public pool",
             "requestBody": json_body(obj({"reason": {**STR, "description": "Why it goes back."}}, ["reason"])),

@@ -9,6 +9,7 @@ from formloom.platform.models import App
 from formloom.platform.web_auth import login_required
 from formloom.runtime import access, catalog, incentives
 from formloom.runtime.exports import csv_chunks
+from formloom.runtime.fields import ID_LIMIT
 from formloom.runtime.i18n import translate
 
 bp = Blueprint("incentives", __name__, template_folder="templates")
@@ -28,8 +29,8 @@ def _person() -> int:
     raw = request.args.get("user", "")
     if raw == "":
         return g.user.id
-    if not raw.isdigit():
-        raise BadRequest(f"Parameter 'user' must be a user id (a whole number), got '{raw}'.")
+    if not raw.isdigit() or not 1 <= int(raw) <= ID_LIMIT:
+        raise BadRequest(f"Parameter 'user' must be a user id (a whole number from 1 to {ID_LIMIT}), got '{raw}'.")
     return int(raw)
 
 
