@@ -37,19 +37,15 @@ import argparse
 import importlib.metadata
 import math
 import platform
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import create_engine, event, func, insert, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from benchdb import Database
+from sqlalchemy import event, func, insert, select, text
 
 ADMIN_PASSWORD = "benchmark-pass"
 APP_KEY = "pipes"
@@ -165,51 +161,6 @@ def make_deals(count: int, company_ids: list[int], owner_ids: list[int], now: da
 
 
 # --- the database -------------------------------------------------------------------------------
-
-class Database:
-    """One fresh database: a SQLite file in a temp dir, or a private PostgreSQL schema."""
-
-    def __init__(self, database_url: str | None):
-        from formloom.platform.db import make_engine
-
-        self.tmpdir = tempfile.mkdtemp(prefix="formloom-bench-")
-        self.schema = None
-        self.admin_engine = None
-        if database_url:
-            base = make_url(database_url)
-            if not base.drivername.startswith("postgresql"):
-                raise SystemExit("--database-url must be a PostgreSQL URL; the default is SQLite.")
-            self.admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
-            self.schema = f"bench_{secrets.token_hex(4)}"
-            with self.admin_engine.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-            url = base.update_query_dict({"options": f"-csearch_path={self.schema}"}).render_as_string(
-                hide_password=False)
-        else:
-            url = f"sqlite:///{self.tmpdir}/bench.db"
-        self.engine = make_engine(url)
-        self.reader = sessionmaker(self.engine, expire_on_commit=False)
-        self.writer = sessionmaker(self.engine.execution_options(formloom_write=True), expire_on_commit=False)
-
-    @property
-    def backend(self) -> str:
-        return self.engine.dialect.name
-
-    def describe(self) -> str:
-        with self.engine.connect() as conn:
-            if self.backend == "sqlite":
-                return f"SQLite {conn.exec_driver_sql('select sqlite_version()').scalar()} (temp-dir file)"
-            version = conn.exec_driver_sql("show server_version").scalar().split()[0]
-            return f"PostgreSQL {version} (private schema {self.schema}, dropped after)"
-
-    def close(self) -> None:
-        self.engine.dispose()
-        if self.admin_engine is not None:
-            with self.admin_engine.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-            self.admin_engine.dispose()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-
 
 @dataclass
 class Seeded:

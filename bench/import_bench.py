@@ -24,15 +24,11 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import platform
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from benchdb import Database
+from sqlalchemy import insert
 
 CHUNK = 500
 
@@ -64,44 +60,12 @@ def make_csv(count: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-class Database:
-    """One fresh database: a SQLite file in a temp dir, or a private PostgreSQL schema."""
-
-    def __init__(self, database_url: str | None):
-        from formloom.platform.db import make_engine
-        from formloom.platform.migrate import upgrade
-
-        self.tmpdir = tempfile.mkdtemp(prefix="formloom-bench-")
-        self.schema, self.admin_engine = None, None
-        if database_url:
-            base = make_url(database_url)
-            if not base.drivername.startswith("postgresql"):
-                raise SystemExit("--database-url must be a PostgreSQL URL; the default is SQLite.")
-            self.admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
-            self.schema = f"bench_{secrets.token_hex(4)}"
-            with self.admin_engine.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-            url = base.update_query_dict({"options": f"-csearch_path={self.schema}"}).render_as_string(
-                hide_password=False)
-        else:
-            url = f"sqlite:///{self.tmpdir}/bench.db"
-        self.engine = make_engine(url)
-        upgrade(self.engine)
-        self.writer = sessionmaker(self.engine.execution_options(formloom_write=True), expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
-        if self.admin_engine is not None:
-            with self.admin_engine.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-            self.admin_engine.dispose()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-
 def setup(db: Database):
     from formloom.builder import definitions
     from formloom.platform import auth
+    from formloom.platform.migrate import upgrade
 
+    upgrade(db.engine)
     session = db.writer()
     admin = auth.create_user(session, "admin", "benchmark-pass", admin=True)
     app = definitions.create_app(session, admin, "bench", {"en": "Bench", "zh-CN": "基准"})
